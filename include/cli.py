@@ -1,0 +1,188 @@
+"""The ``crm`` command line: warehouse lifecycle, simulator, pipeline runs, Airflow.
+
+Every subcommand has ``--help``. Errors the user can act on (:class:`CrmError`)
+print one clear message and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+
+from include.config import CrmError, crm_home, redact, settings
+
+
+def _warehouse(args: argparse.Namespace) -> int:
+    from include.warehouse import EmbeddedWarehouse
+
+    server = EmbeddedWarehouse(crm_home())
+    if args.action == "start":
+        print(server.start())
+    elif args.action == "stop":
+        print(server.stop())
+    elif args.action == "status":
+        status = server.status()
+        print(status.message)
+        return 0 if status.running else 3
+    elif args.action == "url":
+        print(server.url(args.database))
+    elif args.action == "psql":
+        from include.warehouse import find_bin_dir
+
+        url = server.url(args.database)
+        os.execv(str(find_bin_dir() / "psql"), ["psql", url, *args.extra])
+    elif args.action == "destroy":
+        if not args.yes:
+            raise CrmError("'crm warehouse destroy' deletes every database: add --yes to confirm.")
+        print(server.destroy())
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from include.simulator import simulate
+
+    cfg = settings()
+    if cfg.landing_url.startswith("s3://"):
+        raise CrmError("The simulator writes a local landing folder: unset LANDING_URL or make it a path.")
+    summary = simulate(
+        shop_url=cfg.shop_url,
+        landing_dir=_path(cfg.landing_url),
+        ground_truth_dir=cfg.ground_truth_dir,
+        start=args.start,
+        days=args.days,
+        seed=args.seed,
+        customers=args.customers,
+        stores=args.stores,
+        progress=not args.quiet,
+    )
+    print(summary)
+    return 0
+
+
+def _path(url: str):
+    from pathlib import Path
+
+    return Path(url.removeprefix("file://"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from include.airflow_env import run_nightly
+
+    day = args.date
+    for offset in range(args.days):
+        run_nightly(day + timedelta(days=offset))
+    return 0
+
+
+def _airflow(args: argparse.Namespace) -> int:
+    from include.airflow_env import airflow_env
+
+    env = airflow_env()
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    return subprocess.call([airflow, *args.extra], env=env)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from include.demo import run_demo
+
+    run_demo(history_days=args.history_days, nightly_days=args.nightly_days, seed=args.seed)
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    cfg = settings()
+    print(f"CRM_HOME={cfg.home}")
+    print(f"WAREHOUSE_URL={redact(cfg.warehouse_url)}")
+    print(f"SHOP_DB_URL={redact(cfg.shop_url)}")
+    print(f"LANDING_URL={cfg.landing_url}")
+    return 0
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm",
+        description="CRM data platform: embedded warehouse, source simulator and the nightly pipeline.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    wh = sub.add_parser("warehouse", help="start, stop or inspect the embedded PostgreSQL warehouse")
+    wh_sub = wh.add_subparsers(dest="action", required=True)
+    wh_sub.add_parser("start", help="initialise if needed and start on 127.0.0.1 (no-op when running)")
+    wh_sub.add_parser("stop", help="stop the server cleanly")
+    wh_sub.add_parser("status", help="explain what is there: running, stopped, stale or half-started")
+    for name, text in [("url", "print a URL that psql, dbt and SQLAlchemy accept"), ("psql", "open psql")]:
+        p = wh_sub.add_parser(name, help=text)
+        p.add_argument("--database", "-d", default="warehouse", choices=["warehouse", "shop", "airflow"])
+    destroy = wh_sub.add_parser("destroy", help="stop the server and delete all its data")
+    destroy.add_argument("--yes", action="store_true", help="confirm")
+    wh.set_defaults(func=_warehouse)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="write simulated source data: the shop database and landing-zone files",
+        description="First call builds the world from --seed starting at --start; later calls "
+        "without --start continue the same world day by day.",
+    )
+    sim.add_argument("--start", type=_date, help="first day (YYYY-MM-DD); omit to continue")
+    sim.add_argument("--days", type=int, default=90, help="days to simulate (default 90)")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--customers", type=int, default=5000)
+    sim.add_argument("--stores", type=int, default=10)
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(func=_simulate)
+
+    run = sub.add_parser(
+        "run",
+        help="run the nightly DAG with real Airflow (airflow dags test) for business dates",
+    )
+    run.add_argument("--date", type=_date, required=True, help="Hong Kong business date (YYYY-MM-DD)")
+    run.add_argument("--days", type=int, default=1, help="consecutive days from --date (default 1)")
+    run.set_defaults(func=_run)
+
+    demo = sub.add_parser("demo", help="simulate history, run several nightly runs, print what was produced")
+    demo.add_argument("--history-days", type=int, default=90)
+    demo.add_argument("--nightly-days", type=int, default=3)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=_demo)
+
+    af = sub.add_parser(
+        "airflow",
+        help="run any airflow command against this project's metadata database",
+        description="Example: crm airflow standalone (UI on http://localhost:8080)",
+    )
+    af.set_defaults(func=_airflow)
+
+    env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
+    env.set_defaults(func=_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `crm warehouse psql ...` and `crm airflow ...` pass the rest through.
+    passthrough = args.command == "airflow" or getattr(args, "action", None) == "psql"
+    if extra and not passthrough:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    try:
+        return args.func(args)
+    except CrmError as exc:
+        print(f"crm: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

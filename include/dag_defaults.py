@@ -1,0 +1,34 @@
+"""Defaults shared by every DAG: retries, timeouts, ownership.
+
+Kept import-light (standard library only): DAG files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+log = logging.getLogger(__name__)
+
+
+def on_failure(context) -> None:
+    """Log one line an on-call engineer can act on (hook an alerting notifier here)."""
+    ti = context.get("task_instance")
+    log.error(
+        "CRM pipeline task failed: dag=%s task=%s run=%s; see the task log and the DAG's doc_md triage notes",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        context.get("run_id"),
+    )
+
+
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": on_failure,
+}
+
+HK_TZ = "Asia/Hong_Kong"

@@ -1,0 +1,104 @@
+"""The load ledger (``ops.load_ledger``): one row per file or batch loaded.
+
+The ledger row of a load is written in the same transaction as its rows, so a
+crash leaves neither. Failed loads are recorded in their own transaction after
+the rollback, so they stay visible to operators and to the quality gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+
+from include.landing import LandingObject
+
+
+class ConservationError(Exception):
+    """Rows read != rows loaded + skipped + quarantined: never commit that."""
+
+
+@dataclass
+class LoadOutcome:
+    load_id: int | None
+    source: str
+    object: str
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_skipped: int = 0
+    rows_quarantined: int = 0
+    message: str | None = None
+
+    def describe(self) -> str:
+        if self.status == "failed":
+            return f"FAILED {self.object}: {self.message}"
+        return (
+            f"{self.object}: read {self.rows_read}, loaded {self.rows_loaded}, "
+            f"skipped {self.rows_skipped}, quarantined {self.rows_quarantined}"
+        )
+
+
+class Ledger:
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    @contextlib.contextmanager
+    def source_lock(self, source: str):
+        """Session advisory lock: two runs of one source never interleave."""
+        self.conn.execute("select pg_advisory_lock(hashtext('crm.load.' || %s))", (source,))
+        try:
+            yield
+        finally:
+            self.conn.execute("select pg_advisory_unlock(hashtext('crm.load.' || %s))", (source,))
+
+    def already_loaded(self, source: str, obj: LandingObject) -> bool:
+        row = self.conn.execute(
+            "select 1 from ops.load_ledger where source = %s and object = %s and checksum = %s"
+            " and status = 'loaded'",
+            (source, obj.key, obj.checksum),
+        ).fetchone()
+        return row is not None
+
+    def begin(self, source: str, obj: LandingObject | str, business_date: date | None,
+              checksum: str | None = None) -> int:
+        key = obj.key if isinstance(obj, LandingObject) else obj
+        size = obj.size if isinstance(obj, LandingObject) else None
+        checksum = obj.checksum if isinstance(obj, LandingObject) else checksum
+        (load_id,) = self.conn.execute(
+            "insert into ops.load_ledger (source, object, object_size, checksum, business_date, status)"
+            " values (%s, %s, %s, %s, %s, 'running') returning load_id",
+            (source, key, size, checksum, business_date),
+        ).fetchone()
+        return load_id
+
+    def finish(self, load_id: int, *, rows_read: int, rows_loaded: int, rows_quarantined: int,
+               rows_skipped: int = 0) -> LoadOutcome:
+        if rows_read != rows_loaded + rows_skipped + rows_quarantined:
+            raise ConservationError(
+                f"load {load_id}: read {rows_read} != loaded {rows_loaded} + skipped {rows_skipped}"
+                f" + quarantined {rows_quarantined}"
+            )
+        source, obj = self.conn.execute(
+            "update ops.load_ledger set status = 'loaded', rows_read = %s, rows_loaded = %s,"
+            " rows_skipped = %s, rows_quarantined = %s, finished_at = clock_timestamp()"
+            " where load_id = %s returning source, object",
+            (rows_read, rows_loaded, rows_skipped, rows_quarantined, load_id),
+        ).fetchone()
+        return LoadOutcome(load_id, source, obj, "loaded", rows_read, rows_loaded, rows_skipped,
+                           rows_quarantined)
+
+    def record_failure(self, source: str, obj: LandingObject | str, business_date: date | None,
+                       message: str) -> LoadOutcome:
+        key = obj.key if isinstance(obj, LandingObject) else obj
+        size = obj.size if isinstance(obj, LandingObject) else None
+        checksum = obj.checksum if isinstance(obj, LandingObject) else None
+        (load_id,) = self.conn.execute(
+            "insert into ops.load_ledger (source, object, object_size, checksum, business_date,"
+            " status, message, finished_at)"
+            " values (%s, %s, %s, %s, %s, 'failed', %s, clock_timestamp()) returning load_id",
+            (source, key, size, checksum, business_date, message),
+        ).fetchone()
+        return LoadOutcome(load_id, source, key, "failed", message=message)

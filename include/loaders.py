@@ -1,0 +1,433 @@
+"""Load landing-zone files into ``raw``: every row loaded or quarantined, exactly once.
+
+One transaction per file holds its rows, its quarantined rows and its ledger
+entry, so a crash leaves either the whole file or nothing. A file already in
+the ledger with the same key and checksum is skipped. Conservation is checked
+before commit: rows read = rows loaded + rows quarantined, or the file fails.
+
+Rows are parsed and typed in Python and written with COPY. A row with a bad
+value goes to ``quarantine.rejected_rows`` with its line, field and reason; a
+file without a required column fails loudly and is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import psycopg
+
+from include.landing import LandingObject, LocalLanding
+from include.ledger import Ledger, LoadOutcome
+
+log = logging.getLogger(__name__)
+
+
+class FileRejected(Exception):
+    """The whole file cannot be loaded (e.g. a required column is missing)."""
+
+
+class BadValue(ValueError):
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+# -- value parsers: text in, typed value out, or ValueError -------------------
+def _text(v: str) -> str:
+    return v
+
+
+def _int(v: str) -> int:
+    return int(v)
+
+
+def _money(v: str) -> Decimal:
+    d = Decimal(v)
+    if not d.is_finite():
+        raise ValueError("not a finite number")
+    return d.quantize(Decimal("0.01"))
+
+
+def _date(v: str) -> date:
+    return date.fromisoformat(v)
+
+
+def _local_ts(v: str) -> datetime:
+    return datetime.strptime(v, "%Y-%m-%d %H:%M:%S")
+
+
+def _utc_ts(v: str) -> datetime:
+    ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return ts
+
+
+def _uuid(v: str) -> str:
+    return str(uuid.UUID(v))
+
+
+def _yn(v: str) -> bool:
+    if v not in ("Y", "N"):
+        raise ValueError("expected Y or N")
+    return v == "Y"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # column in the raw table
+    parse: Callable[[str], Any] = _text
+    required: bool = False  # a row without a value is quarantined
+    source: str | None = None  # field name in the file, if different ("customer.email")
+
+    @property
+    def field(self) -> str:
+        return self.source or self.name
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    prefix: str
+    table: str
+    fmt: str  # "csv" or "jsonl"
+    columns: tuple[Column, ...]
+    key_pattern: re.Pattern
+    path_columns: Callable[[re.Match], dict[str, Any]] = lambda m: {}
+    keep_extra: bool = False  # unknown JSON fields go to the `extra` jsonb column
+    path_date_group: str | None = "date"
+
+    def business_date(self, match: re.Match) -> date | None:
+        return date.fromisoformat(match[self.path_date_group]) if self.path_date_group else None
+
+
+DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source(
+            name="pos",
+            prefix="pos/",
+            table="raw.pos_lines",
+            fmt="csv",
+            key_pattern=re.compile(rf"^pos/{DATE}/(?P<store>[A-Z0-9]+)_(?P<seq>\d+)\.csv(\.gz)?$"),
+            path_columns=lambda m: {
+                "_business_date": date.fromisoformat(m["date"]),
+                "_file_store_code": m["store"],
+                "_file_seq": int(m["seq"]),
+            },
+            columns=(
+                Column("receipt_no", required=True),
+                Column("store_code", required=True),
+                Column("txn_ts", _local_ts, required=True),
+                Column("txn_type", required=True),
+                Column("line_no", _int, required=True),
+                Column("sku", required=True),
+                Column("quantity", _int, required=True),
+                Column("unit_price", _money, required=True),
+                Column("discount", _money),
+                Column("payment_method"),
+                Column("loyalty_card_no"),
+                Column("staff_id"),
+            ),
+        ),
+        Source(
+            name="stores",
+            prefix="reference/",
+            table="raw.stores",
+            fmt="csv",
+            key_pattern=re.compile(r"^reference/stores\.csv$"),
+            path_date_group=None,
+            columns=(
+                Column("store_code", required=True),
+                Column("store_name"),
+                Column("district"),
+                Column("region"),
+                Column("opened_on", _date),
+                Column("closed_on", _date),
+            ),
+        ),
+        Source(
+            name="loyalty",
+            prefix="loyalty/",
+            table="raw.loyalty_members",
+            fmt="csv",
+            key_pattern=re.compile(rf"^loyalty/{DATE}\.csv$"),
+            columns=(
+                Column("card_no", required=True),
+                Column("full_name"),
+                Column("phone"),
+                Column("email"),
+                Column("district"),
+                Column("tier"),
+                Column("joined_on", _date),
+                Column("marketing_opt_in", _yn),
+                Column("updated_at", _local_ts, required=True),
+            ),
+        ),
+        Source(
+            name="web",
+            prefix="web/",
+            table="raw.web_events",
+            fmt="jsonl",
+            keep_extra=True,
+            key_pattern=re.compile(rf"^web/{DATE}/(?P<hour>\d{{2}})\.jsonl\.gz$"),
+            columns=(
+                Column("event_id", _uuid, required=True),
+                Column("event_ts", _utc_ts, required=True),
+                Column("event_type", required=True),
+                Column("anonymous_id"),
+                Column("customer_id", _int),
+                Column("session_id"),
+                Column("page_url"),
+                Column("referrer"),
+                Column("sku"),
+                Column("search_query"),
+                Column("order_id", _int),
+                Column("utm_source"),
+                Column("utm_medium"),
+                Column("utm_campaign"),
+                Column("device_type"),
+                Column("ip"),
+                Column("user_agent"),
+            ),
+        ),
+        Source(
+            name="complaints",
+            prefix="complaints/",
+            table="raw.complaint_tickets",
+            fmt="jsonl",
+            keep_extra=True,
+            key_pattern=re.compile(rf"^complaints/{DATE}\.jsonl$"),
+            columns=(
+                Column("ticket_id", required=True),
+                Column("created_at", _utc_ts, required=True),
+                Column("updated_at", _utc_ts, required=True),
+                Column("channel"),
+                Column("customer_email", source="customer.email"),
+                Column("customer_phone", source="customer.phone"),
+                Column("customer_name", source="customer.name"),
+                Column("customer_loyalty_card_no", source="customer.loyalty_card_no"),
+                Column("order_ref"),
+                Column("category"),
+                Column("severity"),
+                Column("status", required=True),
+                Column("first_response_at", _utc_ts),
+                Column("resolved_at", _utc_ts),
+                Column("satisfaction_score", _int),
+                Column("assigned_team"),
+                Column("description"),
+            ),
+        ),
+        Source(
+            name="privacy",
+            prefix="privacy/",
+            table="raw.privacy_requests",
+            fmt="csv",
+            key_pattern=re.compile(rf"^privacy/{DATE}\.csv$"),
+            columns=(
+                Column("request_id", required=True),
+                Column("received_at", _utc_ts, required=True),
+                Column("request_type", required=True),
+                Column("email"),
+                Column("phone"),
+                Column("loyalty_card_no"),
+            ),
+        ),
+    ]
+}
+
+LANDING_SOURCES = tuple(SOURCES)
+
+
+@dataclass
+class Rejection:
+    line_no: int
+    field: str | None
+    reason: str
+    raw: str
+
+
+@dataclass
+class ParsedRow:
+    line_no: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _open_text(raw_stream, key: str) -> io.TextIOWrapper:
+    stream = gzip.GzipFile(fileobj=raw_stream) if key.endswith(".gz") else raw_stream
+    # utf-8-sig drops the BOM some older tills write; newline="" lets csv see CRLF and
+    # newlines inside quoted fields.
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
+
+
+def _typed(source: Source, get: Callable[[str], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in source.columns:
+        value = get(col.field)
+        if value is None or value == "":
+            if col.required:
+                raise BadValue(col.field, "required value is missing")
+            out[col.name] = None
+            continue
+        try:
+            out[col.name] = col.parse(value) if isinstance(value, str) else col.parse(str(value))
+        except (ValueError, InvalidOperation) as exc:
+            raise BadValue(col.field, f"cannot read {value!r}: {exc}") from None
+    return out
+
+
+def parse_csv(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rejection]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return  # an empty file is valid: no rows
+    missing = [c.field for c in source.columns if c.field not in header]
+    if missing:
+        raise FileRejected(f"missing required column(s) {', '.join(missing)}; header is {header}")
+    index = {name: i for i, name in enumerate(header)}
+    for record in reader:
+        line_no = reader.line_num
+        if len(record) != len(header):
+            yield Rejection(line_no, None, f"{len(record)} fields, header has {len(header)}", _csv_line(record))
+            continue
+        try:
+            yield ParsedRow(line_no, _typed(source, lambda f: record[index[f]]))
+        except BadValue as exc:
+            yield Rejection(line_no, exc.field, exc.reason, _csv_line(record))
+
+
+def _csv_line(record: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(record)
+    return buf.getvalue().rstrip("\r\n")
+
+
+def parse_jsonl(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rejection]:
+    known_top = {c.field.split(".")[0] for c in source.columns}
+    for line_no, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            yield Rejection(line_no, None, f"invalid JSON: {exc}", line.rstrip("\r\n"))
+            continue
+
+        def get(path: str, obj=obj):
+            value: Any = obj
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
+
+        try:
+            values = _typed(source, get)
+        except BadValue as exc:
+            yield Rejection(line_no, exc.field, exc.reason, line.rstrip("\r\n"))
+            continue
+        if source.keep_extra:
+            extra = {k: v for k, v in obj.items() if k not in known_top}
+            values["extra"] = json.dumps(extra, sort_keys=True) if extra else None
+        yield ParsedRow(line_no, values)
+
+
+@dataclass
+class SourceReport:
+    source: str
+    loaded: list[LoadOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[LoadOutcome] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rows = sum(o.rows_loaded for o in self.loaded)
+        quarantined = sum(o.rows_quarantined for o in self.loaded)
+        return (
+            f"{self.source}: {len(self.loaded)} file(s) loaded ({rows} rows, {quarantined} quarantined), "
+            f"{len(self.skipped)} already loaded, {len(self.failed)} failed"
+        )
+
+
+def load_source(
+    source_name: str, *, warehouse_url: str, landing: LocalLanding, business_date: date
+) -> SourceReport:
+    """Load every file of a source dated up to ``business_date`` that is not loaded yet.
+
+    Files dated later are left for their own run, so a backfill reproduces
+    history; late files for earlier dates are caught up by the next run.
+    Raises after trying every file if any file failed.
+    """
+    source = SOURCES[source_name]
+    report = SourceReport(source_name)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        ledger = Ledger(conn)
+        with ledger.source_lock(source_name):
+            for obj in landing.list(source.prefix):
+                match = source.key_pattern.match(obj.key)
+                if not match:
+                    log.warning("%s: %s does not match the file name contract; not loaded", source_name, obj.key)
+                    continue
+                file_date = source.business_date(match)
+                if file_date and file_date > business_date:
+                    continue
+                if ledger.already_loaded(source_name, obj):
+                    report.skipped.append(obj.key)
+                    continue
+                outcome = _load_file(conn, ledger, source, obj, match, landing, file_date)
+                (report.loaded if outcome.status == "loaded" else report.failed).append(outcome)
+                log.info("%s", outcome.describe())
+    log.info(report.summary())
+    if report.failed:
+        raise FileRejected(
+            f"{len(report.failed)} {source_name} file(s) failed: "
+            + "; ".join(o.describe() for o in report.failed)
+        )
+    return report
+
+
+def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, landing, file_date):
+    parse = parse_csv if source.fmt == "csv" else parse_jsonl
+    path_values = source.path_columns(match)
+    base_cols = [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
+    cols = base_cols + list(path_values) + ["_load_id", "_file", "_line"]
+    try:
+        with conn.transaction():
+            load_id = ledger.begin(source.name, obj, file_date)
+            read = loaded = 0
+            rejections: list[Rejection] = []
+            with landing.open(obj.key) as raw_stream, conn.cursor() as cur:
+                text = _open_text(raw_stream, obj.key)
+                with cur.copy(f"copy {source.table} ({', '.join(cols)}) from stdin") as copy:
+                    for item in parse(source, text):
+                        read += 1
+                        if isinstance(item, Rejection):
+                            rejections.append(item)
+                            continue
+                        row = [item.values.get(c) for c in base_cols]
+                        copy.write_row([*row, *path_values.values(), load_id, obj.key, item.line_no])
+                        loaded += 1
+                if rejections:
+                    cur.executemany(
+                        "insert into quarantine.rejected_rows (load_id, source, object, line_no, field, reason, raw_content)"
+                        " values (%s, %s, %s, %s, %s, %s, %s)",
+                        [(load_id, source.name, obj.key, r.line_no, r.field, r.reason, r.raw) for r in rejections],
+                    )
+            return ledger.finish(load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=len(rejections))
+    except (FileRejected, UnicodeDecodeError, EOFError, gzip.BadGzipFile, csv.Error, OSError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")
