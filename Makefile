@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export GX_ANALYTICS_ENABLED := False
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format warehouse-start warehouse-stop clean
+.PHONY: help setup lock demo test lint format warehouse-start warehouse-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -34,9 +34,9 @@ $(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o
 	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
 	@touch $@
 
-requirements.lock: pyproject.toml
+lock: ## re-pin requirements.lock after changing dependencies in pyproject.toml
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev -o $@ pyproject.toml
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev -o requirements.lock pyproject.toml
 
 demo: setup ## start the warehouse, simulate 90 days, run the nightly DAG for 3 days, show results
 	$(BIN)/crm warehouse start

@@ -52,9 +52,9 @@ REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt_project"
 LANDING_SOURCES = ("pos", "stores", "loyalty", "web", "complaints", "privacy")
 
-RAW = Asset("postgres://warehouse/raw")
-MARTS = Asset("postgres://warehouse/marts")
-SEGMENTS = Asset("postgres://warehouse/reporting/customer_segments")
+RAW = Asset("crm://warehouse/raw")
+MARTS = Asset("crm://warehouse/marts")
+SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
 
 BUSINESS_DATE = "{{ data_interval_start.in_timezone('Asia/Hong_Kong').to_date_string() }}"
 
@@ -116,7 +116,9 @@ def crm_nightly():
             test_behavior=TestBehavior.AFTER_EACH,
         ),
         operator_args={"install_deps": False, "vars": {"business_date": BUSINESS_DATE}},
-        default_args={"retries": 0},  # dbt failures are data or code problems: retrying will not help
+        default_args={
+            "retries": 0
+        },  # dbt failures are data or code problems: retrying will not help
     )
     gate_marts = gate.override(task_id="gate_marts", outlets=[MARTS])("marts")
     chain(loads, gate_raw, dbt, gate_marts, publish_segments())

@@ -55,7 +55,9 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
+            "AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"
+        ),
         "AIRFLOW_CONN_CRM_WAREHOUSE": json.dumps(conn),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -78,7 +80,9 @@ def _airflow(*args: str, env: dict[str, str], check: bool = True) -> subprocess.
     airflow = str(Path(sys.executable).parent / "airflow")
     result = subprocess.run([airflow, *args], env=env, cwd=REPO_ROOT)
     if check and result.returncode != 0:
-        raise CrmError(f"'airflow {' '.join(args)}' failed with exit code {result.returncode}; see its output above.")
+        raise CrmError(
+            f"'airflow {' '.join(args)}' failed with exit code {result.returncode}; see its output above."
+        )
     return result
 
 

@@ -46,7 +46,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     cfg = settings()
     if cfg.landing_url.startswith("s3://"):
-        raise CrmError("The simulator writes a local landing folder: unset LANDING_URL or make it a path.")
+        raise CrmError(
+            "The simulator writes a local landing folder: unset LANDING_URL or make it a path."
+        )
     summary = simulate(
         shop_url=cfg.shop_url,
         landing_dir=_path(cfg.landing_url),
@@ -115,14 +117,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    wh = sub.add_parser("warehouse", help="start, stop or inspect the embedded PostgreSQL warehouse")
+    wh = sub.add_parser(
+        "warehouse", help="start, stop or inspect the embedded PostgreSQL warehouse"
+    )
     wh_sub = wh.add_subparsers(dest="action", required=True)
-    wh_sub.add_parser("start", help="initialise if needed and start on 127.0.0.1 (no-op when running)")
+    wh_sub.add_parser(
+        "start", help="initialise if needed and start on 127.0.0.1 (no-op when running)"
+    )
     wh_sub.add_parser("stop", help="stop the server cleanly")
-    wh_sub.add_parser("status", help="explain what is there: running, stopped, stale or half-started")
-    for name, text in [("url", "print a URL that psql, dbt and SQLAlchemy accept"), ("psql", "open psql")]:
+    wh_sub.add_parser(
+        "status", help="explain what is there: running, stopped, stale or half-started"
+    )
+    for name, text in [
+        ("url", "print a URL that psql, dbt and SQLAlchemy accept"),
+        ("psql", "open psql"),
+    ]:
         p = wh_sub.add_parser(name, help=text)
-        p.add_argument("--database", "-d", default="warehouse", choices=["warehouse", "shop", "airflow"])
+        p.add_argument(
+            "--database", "-d", default="warehouse", choices=["warehouse", "shop", "airflow"]
+        )
     destroy = wh_sub.add_parser("destroy", help="stop the server and delete all its data")
     destroy.add_argument("--yes", action="store_true", help="confirm")
     wh.set_defaults(func=_warehouse)
@@ -145,11 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the nightly DAG with real Airflow (airflow dags test) for business dates",
     )
-    run.add_argument("--date", type=_date, required=True, help="Hong Kong business date (YYYY-MM-DD)")
+    run.add_argument(
+        "--date", type=_date, required=True, help="Hong Kong business date (YYYY-MM-DD)"
+    )
     run.add_argument("--days", type=int, default=1, help="consecutive days from --date (default 1)")
     run.set_defaults(func=_run)
 
-    demo = sub.add_parser("demo", help="simulate history, run several nightly runs, print what was produced")
+    demo = sub.add_parser(
+        "demo", help="simulate history, run several nightly runs, print what was produced"
+    )
     demo.add_argument("--history-days", type=int, default=90)
     demo.add_argument("--nightly-days", type=int, default=3)
     demo.add_argument("--seed", type=int, default=42)

@@ -39,7 +39,11 @@ def crm_home() -> Path:
 def check_pg_url(name: str, url: str) -> str:
     """Return ``url`` if it is a usable PostgreSQL URL, else raise naming the setting."""
     parts = urlsplit(url)
-    if parts.scheme not in {"postgresql", "postgres"} or not parts.hostname or not parts.path.strip("/"):
+    if (
+        parts.scheme not in {"postgresql", "postgres"}
+        or not parts.hostname
+        or not parts.path.strip("/")
+    ):
         raise ConfigError(
             f"{name} must look like postgresql://user:password@host:port/dbname "
             f"(got {redact(url)!r}); fix it or unset it to use the embedded warehouse."

@@ -81,7 +81,9 @@ def extract_shop(
         ledger = Ledger(wh)
         with ledger.source_lock("shop"):
             for table in TABLES:
-                outcomes.append(_extract_table(shop, wh, ledger, table, business_date, interval_end))
+                outcomes.append(
+                    _extract_table(shop, wh, ledger, table, business_date, interval_end)
+                )
                 log.info("%s", outcomes[-1].describe())
     return outcomes
 
@@ -95,7 +97,9 @@ def _extract_table(shop, wh, ledger: Ledger, table: ShopTable, business_date, in
         watermark = row[0] if row else None
         lo = watermark - OVERLAP if watermark else datetime(1900, 1, 1).astimezone()
         hi = max(interval_end, watermark) if watermark else interval_end
-        load_id = ledger.begin("shop", source, business_date, checksum=f"{lo.isoformat()}..{hi.isoformat()}")
+        load_id = ledger.begin(
+            "shop", source, business_date, checksum=f"{lo.isoformat()}..{hi.isoformat()}"
+        )
         wh.execute(
             f"create temp table _batch on commit drop as"
             f" select {table.columns} from raw.shop_{table.name} with no data"
@@ -120,5 +124,10 @@ def _extract_table(shop, wh, ledger: Ledger, table: ShopTable, business_date, in
             " updated_at = clock_timestamp()",
             (source, hi),
         )
-        return ledger.finish(load_id, rows_read=read, rows_loaded=inserted, rows_quarantined=0,
-                             rows_skipped=read - inserted)
+        return ledger.finish(
+            load_id,
+            rows_read=read,
+            rows_loaded=inserted,
+            rows_quarantined=0,
+            rows_skipped=read - inserted,
+        )

@@ -62,8 +62,13 @@ class Ledger:
         ).fetchone()
         return row is not None
 
-    def begin(self, source: str, obj: LandingObject | str, business_date: date | None,
-              checksum: str | None = None) -> int:
+    def begin(
+        self,
+        source: str,
+        obj: LandingObject | str,
+        business_date: date | None,
+        checksum: str | None = None,
+    ) -> int:
         key = obj.key if isinstance(obj, LandingObject) else obj
         size = obj.size if isinstance(obj, LandingObject) else None
         checksum = obj.checksum if isinstance(obj, LandingObject) else checksum
@@ -74,8 +79,15 @@ class Ledger:
         ).fetchone()
         return load_id
 
-    def finish(self, load_id: int, *, rows_read: int, rows_loaded: int, rows_quarantined: int,
-               rows_skipped: int = 0) -> LoadOutcome:
+    def finish(
+        self,
+        load_id: int,
+        *,
+        rows_read: int,
+        rows_loaded: int,
+        rows_quarantined: int,
+        rows_skipped: int = 0,
+    ) -> LoadOutcome:
         if rows_read != rows_loaded + rows_skipped + rows_quarantined:
             raise ConservationError(
                 f"load {load_id}: read {rows_read} != loaded {rows_loaded} + skipped {rows_skipped}"
@@ -87,11 +99,13 @@ class Ledger:
             " where load_id = %s returning source, object",
             (rows_read, rows_loaded, rows_skipped, rows_quarantined, load_id),
         ).fetchone()
-        return LoadOutcome(load_id, source, obj, "loaded", rows_read, rows_loaded, rows_skipped,
-                           rows_quarantined)
+        return LoadOutcome(
+            load_id, source, obj, "loaded", rows_read, rows_loaded, rows_skipped, rows_quarantined
+        )
 
-    def record_failure(self, source: str, obj: LandingObject | str, business_date: date | None,
-                       message: str) -> LoadOutcome:
+    def record_failure(
+        self, source: str, obj: LandingObject | str, business_date: date | None, message: str
+    ) -> LoadOutcome:
         key = obj.key if isinstance(obj, LandingObject) else obj
         size = obj.size if isinstance(obj, LandingObject) else None
         checksum = obj.checksum if isinstance(obj, LandingObject) else None

@@ -303,10 +303,12 @@ def parse_csv(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rejec
     for record in reader:
         line_no = reader.line_num
         if len(record) != len(header):
-            yield Rejection(line_no, None, f"{len(record)} fields, header has {len(header)}", _csv_line(record))
+            yield Rejection(
+                line_no, None, f"{len(record)} fields, header has {len(header)}", _csv_line(record)
+            )
             continue
         try:
-            yield ParsedRow(line_no, _typed(source, lambda f: record[index[f]]))
+            yield ParsedRow(line_no, _typed(source, lambda f, r=record: r[index[f]]))
         except BadValue as exc:
             yield Rejection(line_no, exc.field, exc.reason, _csv_line(record))
 
@@ -380,7 +382,11 @@ def load_source(
             for obj in landing.list(source.prefix):
                 match = source.key_pattern.match(obj.key)
                 if not match:
-                    log.warning("%s: %s does not match the file name contract; not loaded", source_name, obj.key)
+                    log.warning(
+                        "%s: %s does not match the file name contract; not loaded",
+                        source_name,
+                        obj.key,
+                    )
                     continue
                 file_date = source.business_date(match)
                 if file_date and file_date > business_date:
@@ -419,15 +425,29 @@ def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, 
                             rejections.append(item)
                             continue
                         row = [item.values.get(c) for c in base_cols]
-                        copy.write_row([*row, *path_values.values(), load_id, obj.key, item.line_no])
+                        copy.write_row(
+                            [*row, *path_values.values(), load_id, obj.key, item.line_no]
+                        )
                         loaded += 1
                 if rejections:
                     cur.executemany(
                         "insert into quarantine.rejected_rows (load_id, source, object, line_no, field, reason, raw_content)"
                         " values (%s, %s, %s, %s, %s, %s, %s)",
-                        [(load_id, source.name, obj.key, r.line_no, r.field, r.reason, r.raw) for r in rejections],
+                        [
+                            (load_id, source.name, obj.key, r.line_no, r.field, r.reason, r.raw)
+                            for r in rejections
+                        ],
                     )
-            return ledger.finish(load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=len(rejections))
-    except (FileRejected, UnicodeDecodeError, EOFError, gzip.BadGzipFile, csv.Error, OSError) as exc:
+            return ledger.finish(
+                load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=len(rejections)
+            )
+    except (
+        FileRejected,
+        UnicodeDecodeError,
+        EOFError,
+        gzip.BadGzipFile,
+        csv.Error,
+        OSError,
+    ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")

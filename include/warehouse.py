@@ -88,6 +88,7 @@ class Status:
 
 class EmbeddedWarehouse:
     def __init__(self, home: Path):
+        self.home = home
         self.root = home / "pg"
         self.data_dir = self.root / "data"
         self.log_file = self.root / "server.log"
@@ -114,9 +115,7 @@ class EmbeddedWarehouse:
                 f"The embedded warehouse has not been started yet ({self.root}): "
                 "run 'crm warehouse start', or set WAREHOUSE_URL and SHOP_DB_URL."
             )
-        return (
-            f"postgresql://{SUPERUSER}:{state['password']}@127.0.0.1:{state['port']}/{database}"
-        )
+        return f"postgresql://{SUPERUSER}:{state['password']}@127.0.0.1:{state['port']}/{database}"
 
     # -- process control -----------------------------------------------------
     def _os_user(self) -> str | None:
@@ -127,7 +126,14 @@ class EmbeddedWarehouse:
             pwd.getpwnam(OS_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OS_USER],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    OS_USER,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -137,7 +143,9 @@ class EmbeddedWarehouse:
         user = self._os_user()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         # Drop root's group too: a folder's group bits would otherwise apply.
-        drop = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
+        drop = (
+            {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
+        )
         return subprocess.run(
             args,
             **drop,
@@ -205,7 +213,10 @@ class EmbeddedWarehouse:
             return f"already {current.message}"
         if current.pid is not None:
             # Half-started: stop it cleanly before starting again.
-            self._run([str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast"], check=False)
+            self._run(
+                [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast"],
+                check=False,
+            )
         if not current.initialised:
             self._initdb()
         elif current.pid is None:
@@ -229,16 +240,23 @@ class EmbeddedWarehouse:
             [
                 str(find_bin_dir() / "pg_ctl"),
                 "start",
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-w", "-t", "60",
-                "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
             ],
             check=False,
         )
         if result.returncode != 0:
             tail = self.log_file.read_text()[-1500:] if self.log_file.exists() else result.stderr
-            raise CrmError(f"PostgreSQL did not start (data {self.data_dir}). Server log says:\n{tail}")
+            raise CrmError(
+                f"PostgreSQL did not start (data {self.data_dir}). Server log says:\n{tail}"
+            )
         self.ensure_databases()
         return f"started: 127.0.0.1:{port}, data in {self.data_dir}"
 
@@ -258,12 +276,18 @@ class EmbeddedWarehouse:
             self._run(
                 [
                     str(find_bin_dir() / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
-                    "--pwfile", str(pwfile),
-                    "--auth", "scram-sha-256",
-                    "-E", "UTF8",
-                    "--locale", "C",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth",
+                    "scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale",
+                    "C",
                 ]
             )
         except subprocess.CalledProcessError as exc:
@@ -277,7 +301,9 @@ class EmbeddedWarehouse:
         current = self.status()
         if current.pid is None:
             return f"not running ({current.message})"
-        self._run([str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+        self._run(
+            [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"]
+        )
         return "stopped"
 
     def destroy(self) -> str:

@@ -105,7 +105,9 @@ def publish_segments(*, warehouse_url: str, as_of: date) -> dict[str, int]:
         cur = conn.execute(FEATURES_SQL, {"as_of": as_of, "lookback": LOOKBACK_DAYS})
         features = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
         if features.empty:
-            raise RuntimeError(f"no customer sales up to {as_of}: refusing to publish empty segments")
+            raise RuntimeError(
+                f"no customer sales up to {as_of}: refusing to publish empty segments"
+            )
         scored = score(features)
         with conn.transaction():
             conn.execute(DDL)
@@ -116,9 +118,18 @@ def publish_segments(*, warehouse_url: str, as_of: date) -> dict[str, int]:
             ) as copy:
                 for row in scored.itertuples(index=False):
                     copy.write_row(
-                        (as_of, row.customer_key, int(row.recency_days), int(row.frequency),
-                         row.monetary, int(row.r_score), int(row.f_score), int(row.m_score),
-                         row.segment, MODEL_VERSION)
+                        (
+                            as_of,
+                            row.customer_key,
+                            int(row.recency_days),
+                            int(row.frequency),
+                            row.monetary,
+                            int(row.r_score),
+                            int(row.f_score),
+                            int(row.m_score),
+                            row.segment,
+                            MODEL_VERSION,
+                        )
                     )
     sizes = scored["segment"].value_counts().sort_index().to_dict()
     log.info("published %d customers for %s: %s", len(scored), as_of, sizes)

@@ -114,6 +114,14 @@ def test_url_before_start_and_bad_settings_are_explained(home):
 
 
 def test_every_subcommand_has_help(home):
-    for args in [[], ["warehouse"], ["warehouse", "start"], ["simulate"], ["run"], ["demo"], ["env"]]:
+    for args in [
+        [],
+        ["warehouse"],
+        ["warehouse", "start"],
+        ["simulate"],
+        ["run"],
+        ["demo"],
+        ["env"],
+    ]:
         result = crm(home, *args, "--help")
         assert "usage: crm" in result.stdout, args

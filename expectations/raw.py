@@ -1,0 +1,130 @@
+"""Suites for the raw layer: did the loads of the business day land anything, and did any fail?
+
+Runs right after extract-and-load and before dbt, so a broken load stops the
+night before it becomes a wrong mart. The DDL of these tables is
+``include/sql/001_foundation.sql``.
+
+Suites (GX validates one suite against one table at a time):
+
+- ``raw_tables``: every raw table the marts are built from has rows. An empty
+  table means a load silently produced nothing (a source stopped sending, a
+  path moved), which would otherwise show up weeks later as a sales dip.
+- ``raw_tables_optional``: the same check as a warning, for tables that may
+  legitimately be empty (no privacy request arrived yet).
+- ``ops_load_ledger``: no load failed for the business date without being
+  retried successfully since. The loaders record a failed file in the ledger
+  and carry on with the others, so the load tasks can succeed while a file is
+  missing; this is where that stops the run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import great_expectations.expectations as gxe
+
+from expectations.spec import CRITICAL, WARNING, TableValidation, severity
+
+RAW_TABLES_SUITE = "raw_tables"
+OPTIONAL_RAW_TABLES_SUITE = "raw_tables_optional"
+LOAD_LEDGER_SUITE = "ops_load_ledger"
+
+REQUIRED_TABLES = (
+    "shop_customers",
+    "shop_products",
+    "shop_orders",
+    "shop_order_items",
+    "pos_lines",
+    "stores",
+    "loyalty_members",
+    "web_events",
+    "complaint_tickets",
+)
+"""Raw tables that must never be empty once the platform has run."""
+
+OPTIONAL_TABLES = ("privacy_requests",)
+"""Raw tables that may be empty: checked, but only as a warning."""
+
+# One row per failed load that no later load of the same source and object
+# replaced. Kept in the batch's own columns so the Data Docs page shows which
+# files to look at. `{batch}` is GX's placeholder for the ledger table and is
+# already an aliased subquery, hence the extra `select * from` to name it.
+_UNRESOLVED_FAILED_LOADS = """
+select failed.load_id, failed.source, failed.object, failed.business_date, failed.message
+from (select * from {batch}) as failed
+where failed.status = 'failed'{business_date_filter}
+  and not exists (
+    select 1
+    from ops.load_ledger as retried
+    where retried.source = failed.source
+      and retried.object = failed.object
+      and retried.status = 'loaded'
+      and retried.load_id > failed.load_id
+  )
+"""
+
+
+def raw_tables_suite() -> list[gxe.Expectation]:
+    """Expectations for every required raw table: it has at least one row."""
+    return [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1,
+            notes="An empty raw table means its load produced nothing; the marts would be wrong.",
+            **severity(CRITICAL),
+        ),
+    ]
+
+
+def optional_raw_tables_suite() -> list[gxe.Expectation]:
+    """The same row-count check, as a warning, for tables that may be empty."""
+    return [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1,
+            notes="May legitimately be empty (no request received yet): listed, never blocking.",
+            **severity(WARNING),
+        ),
+    ]
+
+
+def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """No failed load for ``business_date`` (every date when None) is left unresolved.
+
+    A failure counts as resolved once the same source and object (file or
+    batch) was loaded successfully later, so a retried file does not block
+    every later run; a file that was re-sent under a new name is not matched
+    and needs an operator's decision.
+
+    The date is written into the query as a literal rather than passed as a
+    parameter so that the Data Docs page shows exactly the SQL that ran; it is
+    a ``date`` object, never user text.
+    """
+    if business_date is None:
+        date_filter = ""
+        which = "any business date"
+    else:
+        date_filter = f"\n  and failed.business_date = date '{business_date.isoformat()}'"
+        which = f"business date {business_date.isoformat()}"
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=_UNRESOLVED_FAILED_LOADS.replace(
+                "{business_date_filter}", date_filter
+            ),
+            description=f"No load with status 'failed' for {which} (unless loaded again since)",
+            **severity(CRITICAL),
+        ),
+    ]
+
+
+def validations(business_date: date | None = None) -> list[TableValidation]:
+    """Everything the raw gate validates, table by table."""
+    return [
+        *(
+            TableValidation("raw", table, RAW_TABLES_SUITE, raw_tables_suite())
+            for table in REQUIRED_TABLES
+        ),
+        *(
+            TableValidation("raw", table, OPTIONAL_RAW_TABLES_SUITE, optional_raw_tables_suite())
+            for table in OPTIONAL_TABLES
+        ),
+        TableValidation("ops", "load_ledger", LOAD_LEDGER_SUITE, load_ledger_suite(business_date)),
+    ]

@@ -1,0 +1,202 @@
+"""Source simulator: a Hong Kong beauty and health retailer's source systems, day by day.
+
+It writes what the pipeline reads (SOURCES.md): the online shop's PostgreSQL
+tables, and the landing-zone files of the tills, the loyalty programme, the
+web tracker, the ticketing system and the privacy office. A ground-truth file
+outside the landing zone says which identifiers belong to the same person,
+to score identity resolution.
+
+The first call builds a world from ``seed`` and simulates ``days`` days from
+``start``; later calls with ``start=None`` continue it, so a nightly demo can
+add one day before each pipeline run. Same seed and same calls, same bytes:
+simulating 90 days at once equals 60 days and then 30.
+
+What the loaders meet (all within SOURCES.md):
+
+- POS: stores at positions 1, 6, 11, 16 of the site list (MK01, TW01, ...) write UTF-8
+  with a BOM, CRLF and every field quoted; positions 2, 7, 12, 17 (CWB01, YL01, ...)
+  write ``.csv.gz``. A closed store-day (first day of Lunar New Year, rare one-off
+  closures) gives an empty file (0 bytes, or an empty gzip member). About 1% of
+  store-days have a ``_2`` re-export: ``_1`` lacks the last two hours, ``_2`` is the
+  full day; it is written under the original date folder the same day or one or two
+  simulated days later. Amounts: a line is worth ``quantity * unit_price - discount``;
+  VOID lines keep the scanned quantity and price but are not sales (no money);
+  RETURN lines have negative quantity, the net unit price refunded and discount 0.
+  Card ``0000000000`` is a dummy keyed in by cashiers; a few SKUs are unknown to the shop.
+- Loyalty: the first day's file carries every member who joined before (the initial
+  export, ``updated_at`` in the past); later files are deltas.
+- Web: 24 files per simulated day (UTC hours 16:00 of the previous UTC date to 15:00);
+  ~2% of events land 1-3 hours late (possibly in the next day's files), ~0.5% are sent
+  twice; from the 31st simulated day events carry an extra ``consent_mode`` field.
+- Complaints and privacy files exist for every day (possibly with no rows).
+
+Example::
+
+    simulate(shop_url="postgresql://...", landing_dir=Path("landing"),
+             ground_truth_dir=Path("truth"), start=date(2026, 1, 1), days=90)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+from tqdm import tqdm
+
+from include.simulator import shop
+from include.simulator.days import simulate_day
+from include.simulator.world import State, build_world, identities, initial_state
+from include.simulator.writers import atomic_write, day_files, identities_bytes, write_files
+
+__all__ = ["SimSummary", "simulate"]
+
+
+@dataclass(frozen=True)
+class SimSummary:
+    """What one call simulated (counts are for the simulated days only, unless noted)."""
+
+    days: int
+    first_day: date
+    last_day: date
+    world_started: date
+    people: int  # the whole world
+    shop_customers: int  # shop accounts that exist at the end (whole world so far)
+    loyalty_members: int  # members at the end (whole world so far)
+    orders: int
+    order_items: int
+    pos_files: int
+    pos_lines: int
+    web_events: int
+    tickets_created: int
+    complaint_versions: int  # ticket versions written to the complaints files
+    loyalty_rows: int
+    privacy_requests: int
+    files_written: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"Simulated {self.days} day(s), {self.first_day} to {self.last_day} "
+            f"(world started {self.world_started}) in {self.seconds:.1f} s\n"
+            f"  people {self.people:,}, shop customers {self.shop_customers:,}, "
+            f"loyalty members {self.loyalty_members:,}\n"
+            f"  online orders {self.orders:,} ({self.order_items:,} items), "
+            f"POS lines {self.pos_lines:,} in {self.pos_files:,} files, web events {self.web_events:,}\n"
+            f"  tickets {self.tickets_created:,} ({self.complaint_versions:,} versions), "
+            f"loyalty rows {self.loyalty_rows:,}, privacy requests {self.privacy_requests:,}, "
+            f"files written {self.files_written:,}"
+        )
+
+
+def simulate(
+    *,
+    shop_url: str,
+    landing_dir: Path,
+    ground_truth_dir: Path,
+    start: date | None = None,
+    days: int = 90,
+    seed: int = 42,
+    customers: int = 5000,
+    stores: int = 10,
+    progress: bool = True,
+) -> SimSummary:
+    """Simulate ``days`` days into the shop database and the landing folder.
+
+    ``customers`` is the number of people in the world (shoppers online, in
+    stores or both, and some who only browse). With no world in the shop
+    database yet, ``start`` (the first day) is required. With one, the world
+    continues from the day after its last simulated day: ``start`` may be
+    omitted or must be that day, and ``seed``, ``customers`` and ``stores``
+    must be the values it was built with. Raises ValueError otherwise.
+    """
+    if days < 1:
+        raise ValueError(f"days must be at least 1 (got {days})")
+    started = time.monotonic()
+    landing_dir, ground_truth_dir = Path(landing_dir), Path(ground_truth_dir)
+    with psycopg.connect(shop_url, autocommit=True) as conn:
+        shop.lock(conn)
+        shop.ensure_schema(conn)
+        loaded = shop.load_state(conn)
+        if loaded is None:
+            if start is None:
+                raise ValueError(
+                    "This shop database has no simulated world yet: pass start (the first day to simulate) to build one."
+                )
+            if shop.shop_has_rows(conn):
+                raise ValueError(
+                    "The shop database already has customers but no simulator state (sim.state): "
+                    "simulate into an empty database."
+                )
+            meta = dict(seed=seed, customers=customers, stores=stores, first_day=start)
+            world = build_world(seed, start, customers, stores)
+            state = initial_state(world)
+        else:
+            meta, state = loaded
+            built = (meta["seed"], meta["customers"], meta["stores"])
+            if built != (seed, customers, stores):
+                raise ValueError(
+                    f"This shop database holds a world built with seed={built[0]}, customers={built[1]}, "
+                    f"stores={built[2]}; pass the same values to continue it (got seed={seed}, "
+                    f"customers={customers}, stores={stores})."
+                )
+            following = meta["last_day"] + timedelta(days=1)
+            if start is not None and start != following:
+                raise ValueError(
+                    f"The simulated world ends on {meta['last_day']}: it can only continue on {following} "
+                    f"(got start={start}). Omit start to continue, or use an empty database for a new world."
+                )
+            start = following
+            world = build_world(meta["seed"], meta["first_day"], meta["customers"], meta["stores"])
+        meta = {k: meta[k] for k in ("seed", "customers", "stores", "first_day")}
+
+        totals = dict.fromkeys(
+            "orders order_items pos_files pos_lines web_events tickets complaints loyalty privacy files".split(),
+            0,
+        )
+        days_iter = tqdm(
+            range(days), desc="simulating", unit="day", file=sys.stderr, disable=not progress
+        )
+        for offset in days_iter:
+            day = start + timedelta(days=offset)
+            result = simulate_day(world, state, day)
+            doc, arrays = state.dumps()
+            files = day_files(world, result)
+            write_files(landing_dir, files)  # before the commit: a crash re-writes the same bytes
+            shop.write_day(conn, result, doc, arrays, meta)
+            state = State.loads(doc, arrays)  # go on from exactly what a later call would load
+            totals["orders"] += len(result.orders_new)
+            totals["order_items"] += len(result.order_items)
+            totals["pos_files"] += len(result.pos_files)
+            totals["pos_lines"] += sum(len(f.rows or []) for f in result.pos_files)
+            totals["web_events"] += result.web_events
+            totals["tickets"] += result.tickets_created
+            totals["complaints"] += len(result.complaints)
+            totals["loyalty"] += len(result.loyalty)
+            totals["privacy"] += len(result.privacy)
+            totals["files"] += len(files)
+
+    atomic_write(ground_truth_dir / "identities.csv", identities_bytes(identities(world, state)))
+    return SimSummary(
+        days=days,
+        first_day=start,
+        last_day=start + timedelta(days=days - 1),
+        world_started=meta["first_day"],
+        people=world.n,
+        shop_customers=int((state.customer_id > 0).sum()),
+        loyalty_members=int(state.member.sum()),
+        orders=totals["orders"],
+        order_items=totals["order_items"],
+        pos_files=totals["pos_files"],
+        pos_lines=totals["pos_lines"],
+        web_events=totals["web_events"],
+        tickets_created=totals["tickets"],
+        complaint_versions=totals["complaints"],
+        loyalty_rows=totals["loyalty"],
+        privacy_requests=totals["privacy"],
+        files_written=totals["files"] + 1,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,52 @@
+"""Shared fixtures. Every test talks to a real PostgreSQL server that the test
+session starts itself (the project's embedded warehouse, in a temporary
+CRM_HOME, as an unprivileged user when run as root)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before anything imports Airflow: a throw-away AIRFLOW_HOME, no telemetry.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="crm-test-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+for _key, _value in {
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "DO_NOT_TRACK": "1",
+    "SCARF_ANALYTICS": "false",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "GX_ANALYTICS_ENABLED": "False",
+}.items():
+    os.environ[_key] = _value
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+from include.warehouse import EmbeddedWarehouse  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def test_server(tmp_path_factory) -> Iterator[EmbeddedWarehouse]:
+    """One embedded PostgreSQL for the whole test session."""
+    home = Path(tempfile.mkdtemp(prefix="crm-test-pg-"))
+    server = EmbeddedWarehouse(home)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_db_url(test_server) -> Iterator[str]:
+    """A `postgresql://user:password@127.0.0.1:port/db` URL of a new, empty database."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = test_server.url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield test_server.url(name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

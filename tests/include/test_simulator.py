@@ -1,0 +1,498 @@
+"""The source simulator: reproducible, true to SOURCES.md, and realistic where the pipeline cares.
+
+Each test simulates a small world (a few hundred people, three stores, one or
+two weeks) into a fresh shop database and a temporary landing folder, then
+reads the result the way a loader would: file by file, against the contract
+written out here independently of the simulator's own constants.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import uuid
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from include.simulator import simulate
+
+# -- the contract, as SOURCES.md states it -------------------------------------------------
+POS_HEADER = (
+    "receipt_no,store_code,txn_ts,txn_type,line_no,sku,quantity,unit_price,discount,"
+    "payment_method,loyalty_card_no,staff_id"
+).split(",")
+STORES_HEADER = "store_code,store_name,district,region,opened_on,closed_on".split(",")
+LOYALTY_HEADER = (
+    "card_no,full_name,phone,email,district,tier,joined_on,marketing_opt_in,updated_at".split(",")
+)
+PRIVACY_HEADER = "request_id,received_at,request_type,email,phone,loyalty_card_no".split(",")
+PAYMENTS = {"cash", "octopus", "visa", "mastercard", "unionpay", "alipayhk", "wechatpay", "fps"}
+REGIONS = {"HK Island", "Kowloon", "New Territories"}
+DISTRICTS = {
+    "Central and Western", "Wan Chai", "Eastern", "Southern", "Yau Tsim Mong", "Sham Shui Po",
+    "Kowloon City", "Wong Tai Sin", "Kwun Tong", "Kwai Tsing", "Tsuen Wan", "Tuen Mun", "Yuen Long",
+    "North", "Tai Po", "Sha Tin", "Sai Kung", "Islands",
+}  # fmt: skip
+WEB_FIELDS = {
+    "event_id", "event_ts", "event_type", "anonymous_id", "customer_id", "session_id", "page_url",
+    "referrer", "sku", "search_query", "order_id", "utm_source", "utm_medium", "utm_campaign",
+    "device_type", "ip", "user_agent",
+}  # fmt: skip
+WEB_TYPES = {
+    "page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start",
+    "purchase", "login", "signup",
+}  # fmt: skip
+TICKET_FIELDS = {
+    "ticket_id", "created_at", "updated_at", "channel", "customer", "order_ref", "category",
+    "severity", "status", "first_response_at", "resolved_at", "satisfaction_score",
+    "assigned_team", "description",
+}  # fmt: skip
+SHOP_COLUMNS = {
+    "customers": [
+        ("customer_id", "bigint"), ("email", "text"), ("phone", "text"), ("full_name", "text"),
+        ("date_of_birth", "date"), ("district", "text"), ("marketing_opt_in", "boolean"),
+        ("created_at", "timestamp with time zone"), ("updated_at", "timestamp with time zone"),
+        ("deleted_at", "timestamp with time zone"),
+    ],
+    "products": [
+        ("sku", "text"), ("name", "text"), ("category", "text"), ("subcategory", "text"),
+        ("brand", "text"), ("unit_price", "numeric(12,2)"), ("active", "boolean"),
+        ("updated_at", "timestamp with time zone"),
+    ],
+    "orders": [
+        ("order_id", "bigint"), ("customer_id", "bigint"), ("order_ts", "timestamp with time zone"),
+        ("status", "text"), ("payment_method", "text"), ("delivery_district", "text"),
+        ("shipping_fee", "numeric(12,2)"), ("discount", "numeric(12,2)"), ("currency", "text"),
+        ("updated_at", "timestamp with time zone"),
+    ],
+    "order_items": [
+        ("order_id", "bigint"), ("line_no", "integer"), ("sku", "text"), ("quantity", "integer"),
+        ("unit_price", "numeric(12,2)"), ("line_discount", "numeric(12,2)"),
+    ],
+    "order_status_history": [
+        ("order_id", "bigint"), ("status", "text"), ("changed_at", "timestamp with time zone"),
+    ],
+}  # fmt: skip
+JUNK = {
+    "00000000",
+    "12345678",
+    "99999999",
+    "test@example.com",
+    "na@na.com",
+    "no@email.com",
+    "0000000000",
+}
+UTC_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+MONEY = re.compile(r"^-?\d+\.\d{2}$")
+HKT = timezone(timedelta(hours=8))
+
+
+# -- helpers ------------------------------------------------------------------------------
+def run(url: str, root: Path, start: date | None, days: int, **kw):
+    args = dict(customers=300, stores=3, seed=42, progress=False) | kw
+    return simulate(
+        shop_url=url,
+        landing_dir=root / "landing",
+        ground_truth_dir=root / "truth",
+        start=start,
+        days=days,
+        **args,
+    )
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def shop_tables(url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(url) as conn:
+        return {
+            t: conn.execute(f"select * from public.{t} order by 1, 2, 3").fetchall()
+            for t in SHOP_COLUMNS
+        }
+
+
+def reset(url: str) -> None:
+    """Empty the database again, as if it were a fresh one."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "drop schema if exists sim cascade; drop schema public cascade; create schema public"
+        )
+
+
+def read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8-sig")
+
+
+def read_csv(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    return (rows[0], rows[1:]) if rows else (None, [])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+
+
+def files(landing: Path, prefix: str) -> list[Path]:
+    return sorted(p for p in (landing / prefix).rglob("*") if p.is_file())
+
+
+# -- 1. determinism -------------------------------------------------------------------------
+def test_same_seed_same_bytes_and_rows_and_continuing_equals_one_run(fresh_db_url, tmp_path):
+    start = date(2026, 3, 2)
+    run(fresh_db_url, tmp_path / "a", start, 10)
+    files_a, shop_a = file_digests(tmp_path / "a"), shop_tables(fresh_db_url)
+    assert len(files_a) > 100 and len(shop_a["orders"]) > 0
+
+    reset(fresh_db_url)
+    run(fresh_db_url, tmp_path / "b", start, 10)
+    assert file_digests(tmp_path / "b") == files_a
+    assert shop_tables(fresh_db_url) == shop_a
+
+    reset(fresh_db_url)
+    run(fresh_db_url, tmp_path / "c", start, 6)
+    run(fresh_db_url, tmp_path / "c", None, 4)
+    assert file_digests(tmp_path / "c") == files_a
+    assert shop_tables(fresh_db_url) == shop_a
+
+    reset(fresh_db_url)
+    run(fresh_db_url, tmp_path / "d", start, 10, seed=7)
+    files_d = file_digests(tmp_path / "d")
+    assert files_d != files_a
+    assert shop_tables(fresh_db_url)["orders"] != shop_a["orders"]
+
+
+# -- 2. contract conformance ----------------------------------------------------------------
+@pytest.fixture
+def contract_run(fresh_db_url, tmp_path):
+    """Two weeks around Lunar New Year 2026 (17 February: every store closed)."""
+    start, days = date(2026, 2, 10), 14
+    summary = run(fresh_db_url, tmp_path, start, days, customers=1000)
+    return fresh_db_url, tmp_path / "landing", start, days, summary
+
+
+def test_pos_files_follow_the_contract(contract_run):
+    _url, landing, start, days, _ = contract_run
+    kinds = Counter()
+    txn_types = Counter()
+    for path in files(landing, "pos"):
+        rel = path.relative_to(landing).as_posix()
+        m = re.fullmatch(r"pos/(\d{4}-\d{2}-\d{2})/([A-Z]+\d{2})_(\d+)\.csv(\.gz)?", rel)
+        assert m, rel
+        day, store = date.fromisoformat(m[1]), m[2]
+        assert start <= day < start + timedelta(days=days)
+        raw = gzip.decompress(path.read_bytes()) if m[4] else path.read_bytes()
+        kinds["gzip" if m[4] else "plain"] += 1
+        if not raw:
+            kinds["empty"] += 1
+            assert day == date(2026, 2, 17) or m[3] == "1", rel
+            continue
+        if raw.startswith(b"\xef\xbb\xbf"):
+            kinds["bom"] += 1
+            assert b"\r\n" in raw
+        header, rows = read_csv(path)
+        assert header == POS_HEADER, rel
+        assert rows, rel
+        receipts = defaultdict(list)
+        for row in rows:
+            assert len(row) == len(POS_HEADER), (rel, row)
+            rec = dict(zip(POS_HEADER, row, strict=True))
+            assert re.fullmatch(rf"{store}-{day:%Y%m%d}-\d{{6}}", rec["receipt_no"]), (rel, rec)
+            assert rec["store_code"] == store
+            ts = datetime.strptime(rec["txn_ts"], "%Y-%m-%d %H:%M:%S")
+            assert ts.date() == day and 8 <= ts.hour <= 22, (rel, rec)
+            assert rec["txn_type"] in {"SALE", "RETURN", "VOID"}
+            txn_types[rec["txn_type"]] += 1
+            qty = int(rec["quantity"])
+            assert qty != 0 and (qty < 0) == (rec["txn_type"] == "RETURN"), rec
+            assert MONEY.match(rec["unit_price"]) and Decimal(rec["unit_price"]) >= 0, rec
+            assert MONEY.match(rec["discount"]) and Decimal(rec["discount"]) >= 0, rec
+            assert rec["payment_method"] in PAYMENTS
+            assert re.fullmatch(r"(\d{10})?", rec["loyalty_card_no"]), rec
+            assert rec["staff_id"] and rec["sku"]
+            receipts[rec["receipt_no"]].append(int(rec["line_no"]))
+        for lines in receipts.values():
+            assert lines == list(range(1, len(lines) + 1))
+    # the flaws the contract allows are all present
+    assert kinds["gzip"] and kinds["plain"] and kinds["bom"] and kinds["empty"] >= 3, kinds
+    assert txn_types["SALE"] > 1000 and txn_types["RETURN"] and txn_types["VOID"], txn_types
+
+
+def test_reference_loyalty_and_privacy_files_follow_the_contract(contract_run):
+    _url, landing, start, days, summary = contract_run
+    header, rows = read_csv(landing / "reference/stores.csv")
+    assert header == STORES_HEADER and len(rows) == 3
+    for code, name, district, region, opened, closed in rows:
+        assert re.fullmatch(r"[A-Z]+\d{2}", code) and name
+        assert district in DISTRICTS and region in REGIONS
+        date.fromisoformat(opened)
+        assert closed == "" or date.fromisoformat(closed)
+
+    loyalty = files(landing, "loyalty")
+    assert [p.name for p in loyalty] == [f"{start + timedelta(days=d)}.csv" for d in range(days)]
+    members = 0
+    for path in loyalty:
+        header, rows = read_csv(path)
+        assert header == LOYALTY_HEADER, path
+        for row in rows:
+            rec = dict(zip(LOYALTY_HEADER, row, strict=True))
+            assert re.fullmatch(r"\d{10}", rec["card_no"]) and rec["full_name"] and rec["phone"]
+            assert rec["tier"] in {"classic", "silver", "gold", "platinum"}
+            assert rec["marketing_opt_in"] in {"Y", "N"}
+            assert rec["district"] in DISTRICTS
+            date.fromisoformat(rec["joined_on"])
+            datetime.strptime(rec["updated_at"], "%Y-%m-%d %H:%M:%S")
+            members += 1
+    assert members >= summary.loyalty_members  # the first delta carries every member
+
+    privacy = files(landing, "privacy")
+    assert len(privacy) == days
+    for path in privacy:
+        header, rows = read_csv(path)
+        assert header == PRIVACY_HEADER, path
+        for request_id, received_at, kind, email, phone, card in rows:
+            assert request_id and UTC_TS.match(received_at)
+            assert kind in {"opt_out_marketing", "erasure", "access"}
+            assert email or phone or card
+            assert card == "" or re.fullmatch(r"\d{10}", card)
+
+
+def test_web_events_follow_the_contract(contract_run):
+    _url, landing, _start, _days, summary = contract_run
+    paths = files(landing, "web")
+    assert len(paths) == 24 * 14
+    events = 0
+    for path in paths:
+        m = re.fullmatch(
+            r"web/(\d{4}-\d{2}-\d{2})/(\d{2})\.jsonl\.gz", path.relative_to(landing).as_posix()
+        )
+        assert m, path
+        file_hour = datetime.fromisoformat(f"{m[1]}T{m[2]}:00:00")
+        for ev in read_jsonl(path):
+            assert WEB_FIELDS <= set(ev), path
+            uuid.UUID(ev["event_id"])
+            assert UTC_TS.match(ev["event_ts"]), ev
+            ts = datetime.fromisoformat(ev["event_ts"][:-1])
+            assert ts < file_hour + timedelta(hours=1), (
+                "an event never lands in an earlier hour's file"
+            )
+            assert ev["event_type"] in WEB_TYPES
+            assert ev["device_type"] in {"desktop", "mobile", "tablet"}
+            assert ev["anonymous_id"] and ev["session_id"] and ev["page_url"].startswith("https://")
+            assert ev["customer_id"] is None or isinstance(ev["customer_id"], int)
+            assert (ev["order_id"] is not None) == (ev["event_type"] == "purchase")
+            if ev["event_type"] in {"product_view", "add_to_cart", "remove_from_cart"}:
+                assert ev["sku"]
+            if ev["event_type"] == "search":
+                assert ev["search_query"]
+            assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", ev["ip"])
+            events += 1
+    assert events >= summary.web_events > 1000
+
+
+def test_complaint_files_follow_the_contract(contract_run):
+    _url, landing, _start, days, _ = contract_run
+    paths = files(landing, "complaints")
+    assert len(paths) == days
+    tickets = 0
+    for path in paths:
+        for t in read_jsonl(path):
+            assert set(t) >= TICKET_FIELDS, t
+            assert re.fullmatch(r"CS-\d{7}", t["ticket_id"])
+            assert UTC_TS.match(t["created_at"]) and UTC_TS.match(t["updated_at"])
+            assert t["created_at"] <= t["updated_at"]
+            assert t["channel"] in {"email", "phone", "web_form", "store", "social"}
+            assert set(t["customer"]) == {"email", "phone", "name", "loyalty_card_no"}
+            assert t["category"] in {
+                "delivery", "product_quality", "staff_service", "billing", "returns", "website", "privacy", "other",
+            }  # fmt: skip
+            assert t["severity"] in {"low", "medium", "high", "critical"}
+            assert t["status"] in {"new", "open", "pending", "resolved", "closed", "reopened"}
+            for key in ("first_response_at", "resolved_at"):
+                assert t[key] is None or UTC_TS.match(t[key])
+            assert t["satisfaction_score"] is None or 1 <= t["satisfaction_score"] <= 5
+            assert t["order_ref"] is None or isinstance(t["order_ref"], str)
+            assert t["assigned_team"] and t["description"]
+            tickets += 1
+    assert tickets > 0
+
+
+def test_shop_tables_have_the_contract_columns_and_consistent_times(contract_run):
+    url, _landing, start, days, summary = contract_run
+    with psycopg.connect(url) as conn:
+        for table, expected in SHOP_COLUMNS.items():
+            cols = conn.execute(
+                "select column_name, case when data_type = 'numeric'"
+                " then format('numeric(%%s,%%s)', numeric_precision, numeric_scale) else data_type end"
+                " from information_schema.columns where table_schema = 'public' and table_name = %s"
+                " order by ordinal_position",
+                (table,),
+            ).fetchall()
+            assert cols == expected, table
+        first = datetime(start.year, start.month, start.day, tzinfo=HKT)
+        end = first + timedelta(days=days)
+        o = conn.execute(
+            "select count(*), min(order_ts), max(updated_at), bool_and(updated_at >= order_ts),"
+            " bool_and(currency = 'HKD') from orders"
+        ).fetchone()
+        assert o[0] == summary.orders > 0 and o[1] >= first and o[2] < end and o[3] and o[4]
+        assert conn.execute("select max(updated_at) from customers").fetchone()[0] < end
+        assert conn.execute("select max(changed_at) from order_status_history").fetchone()[0] < end
+        statuses = {r[0] for r in conn.execute("select distinct status from order_status_history")}
+        assert statuses <= {"placed", "paid", "shipped", "delivered", "cancelled", "returned"}
+        assert {"placed", "paid", "shipped", "delivered"} <= statuses
+        (bad,) = conn.execute(
+            "select count(*) from orders o where status <> (select h.status from order_status_history h"
+            " where h.order_id = o.order_id order by changed_at desc limit 1)"
+        ).fetchone()
+        assert bad == 0, "an order's status is its latest history row"
+        n_products = conn.execute(
+            "select count(*), count(distinct category) from products"
+        ).fetchone()
+        assert 180 <= n_products[0] <= 220 and n_products[1] == 8
+
+
+# -- 3. behaviour the pipeline's analytics rely on ---------------------------------------------
+@pytest.fixture
+def two_weeks(fresh_db_url, tmp_path):
+    """Two plain weeks (Monday 2 March 2026 to Sunday 15 March), 2,000 people."""
+    run(fresh_db_url, tmp_path, date(2026, 3, 2), 14, customers=2000)
+    return fresh_db_url, tmp_path
+
+
+def _truth(root: Path) -> dict[str, set[tuple[str, str]]]:
+    header, rows = read_csv(root / "truth/identities.csv")
+    assert header == ["person_id", "id_type", "id_value"]
+    people = defaultdict(set)
+    for person, kind, value in rows:
+        people[person].add((kind, value))
+    return people
+
+
+def test_channels_identities_and_junk(two_weeks):
+    url, root = two_weeks
+    landing = root / "landing"
+    people = _truth(root)
+    owner = {(k, v): p for p, ids in people.items() for k, v in ids}
+    all_values = {v for ids in people.values() for _k, v in ids}
+    assert not all_values & JUNK, "junk identifiers belong to nobody"
+    assert {k for ids in people.values() for k, _v in ids} == {
+        "shop_customer_id", "email", "phone", "loyalty_card_no", "anonymous_id",
+    }  # fmt: skip
+    assert sum(len(ids) > 1 for ids in people.values()) > 300
+
+    # shared household phones are listed under everyone who uses them
+    phone_owners = defaultdict(set)
+    for p, ids in people.items():
+        for k, v in ids:
+            if k == "phone":
+                phone_owners[re.sub(r"\D", "", v)[-8:]].add(p)
+    assert any(len(ps) > 1 for ps in phone_owners.values())
+
+    with psycopg.connect(url) as conn:
+        online = {
+            owner[("shop_customer_id", str(c))]
+            for (c,) in conn.execute("select customer_id from orders")
+        }
+        accounts = conn.execute("select email, phone from customers").fetchall()
+    in_store = set()
+    for path in files(landing, "pos"):
+        for row in read_csv(path)[1]:
+            if row[10] and ("loyalty_card_no", row[10]) in owner:
+                in_store.add(owner[("loyalty_card_no", row[10])])
+    assert len(online & in_store) > 5, "people who buy in both channels"
+    assert len(online - in_store) > 10 and len(in_store - online) > 10
+
+    # members also known to the shop under the same email in another case, or the same phone
+    # written another way
+    emails = {e.lower(): e for e, _ in accounts}
+    phones = {re.sub(r"\D", "", p)[-8:] for _, p in accounts if p}
+    case_only = same_phone = 0
+    for path in files(landing, "loyalty"):
+        for row in read_csv(path)[1]:
+            email, phone = row[3], row[2]
+            if email and email.lower() in emails and emails[email.lower()] != email:
+                case_only += 1
+            if re.sub(r"\D", "", phone)[-8:] in phones and phone not in {p for _, p in accounts}:
+                same_phone += 1
+    assert case_only > 20 and same_phone > 20
+
+
+def test_stores_are_busier_at_weekends(two_weeks):
+    _url, root = two_weeks
+    sales = Counter()
+    for path in files(root / "landing", "pos"):
+        day = date.fromisoformat(path.parent.name)
+        for row in read_csv(path)[1]:
+            if row[3] == "SALE":
+                sales[day] += int(row[6]) * Decimal(row[7]) - Decimal(row[8])
+    weekend = [v for d, v in sales.items() if d.weekday() >= 5]
+    weekday = [v for d, v in sales.items() if d.weekday() < 5]
+    assert len(weekend) == 4 and len(weekday) == 10
+    assert sum(weekend) / len(weekend) > Decimal("1.2") * sum(weekday) / len(weekday)
+
+
+def test_tickets_progress_and_web_events_repeat(two_weeks):
+    _url, root = two_weeks
+    landing = root / "landing"
+    versions = defaultdict(list)
+    for path in files(landing, "complaints"):
+        for t in read_jsonl(path):
+            versions[t["ticket_id"]].append((path.stem, t["updated_at"], t["status"]))
+    moving = [v for v in versions.values() if len(v) > 1]
+    assert moving, "tickets change over several days"
+    for v in moving:
+        assert [u for _d, u, _s in v] == sorted(u for _d, u, _s in v) and len(
+            {d for d, _u, _s in v}
+        ) == len(v)
+    assert any(s != "new" for v in moving for _d, _u, s in v)
+
+    seen = Counter()
+    purchases, logins = set(), 0
+    for path in files(landing, "web"):
+        for ev in read_jsonl(path):
+            seen[ev["event_id"]] += 1
+            if ev["event_type"] == "purchase":
+                purchases.add(ev["order_id"])
+            logins += ev["event_type"] == "login"
+    assert any(n > 1 for n in seen.values()), "the tracker sends some events twice"
+    with psycopg.connect(two_weeks[0]) as conn:
+        orders = {r[0] for r in conn.execute("select order_id from orders")}
+        (before_last_day,) = conn.execute(
+            "select array_agg(order_id) from orders where order_ts < '2026-03-15 00:00+08'"
+        ).fetchone()
+    # the last day's late events land in files of a day not simulated yet
+    assert set(before_last_day) <= purchases <= orders, "each online order has its purchase event"
+    assert logins > 0
+
+
+# -- 4. continuing ------------------------------------------------------------------------------
+def test_continuing_needs_the_next_day(fresh_db_url, tmp_path):
+    with pytest.raises(ValueError, match="pass start"):
+        run(fresh_db_url, tmp_path, None, 2)
+    run(fresh_db_url, tmp_path, date(2026, 3, 2), 3)
+    with pytest.raises(ValueError, match="2026-03-05"):
+        run(fresh_db_url, tmp_path, date(2026, 3, 7), 1)  # a gap
+    with pytest.raises(ValueError, match="2026-03-05"):
+        run(fresh_db_url, tmp_path, date(2026, 3, 2), 1)  # days simulated twice
+    with pytest.raises(ValueError, match="customers=300"):
+        run(fresh_db_url, tmp_path, None, 1, customers=500)
+    summary = run(fresh_db_url, tmp_path, date(2026, 3, 5), 1)
+    assert (summary.first_day, summary.last_day) == (date(2026, 3, 5), date(2026, 3, 5))
+    assert (tmp_path / "landing/loyalty/2026-03-05.csv").exists()
