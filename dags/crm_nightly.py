@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, chain, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from include.dag_defaults import DEFAULT_ARGS, HK_TZ
@@ -110,10 +110,16 @@ def crm_nightly():
                 conn_id="crm_warehouse", profile_args={"schema": "staging"}
             ),
         ),
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        # Each model's own tests run right after it (cautious selection); a test
+        # spanning two models (relationships) becomes its own task after both.
+        execution_config=ExecutionConfig(
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,
         ),
         operator_args={"install_deps": False, "vars": {"business_date": BUSINESS_DATE}},
         default_args={

@@ -110,6 +110,7 @@ def logical_date_for(business_date: date) -> datetime:
 def run_nightly(business_date: date) -> None:
     """Run the whole nightly DAG for one business date with ``airflow dags test``."""
     env = airflow_env()
+    env.setdefault("CRM_TASK_RETRIES", "0")  # interactive: fail fast, do not wait for retries
     migrate(env)
     print(f"== crm_nightly for business date {business_date} ==", flush=True)
     _airflow("dags", "test", DAG_ID, logical_date_for(business_date).isoformat(), env=env)

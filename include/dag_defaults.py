@@ -6,6 +6,7 @@ Kept import-light (standard library only): DAG files import it at parse time.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ def on_failure(context) -> None:
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
-    "retries": 2,
+    # Scheduled runs retry; an interactive `crm run` sets CRM_TASK_RETRIES=0 to fail fast.
+    "retries": int(os.environ.get("CRM_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=1),

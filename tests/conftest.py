@@ -5,6 +5,7 @@ CRM_HOME, as an unprivileged user when run as root)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ def test_server(tmp_path_factory) -> Iterator[EmbeddedWarehouse]:
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

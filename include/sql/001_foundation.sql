@@ -24,8 +24,11 @@ create table if not exists ops.load_ledger (
     started_at timestamptz not null default clock_timestamp(),
     finished_at timestamptz
 );
-create unique index if not exists load_ledger_once
-    on ops.load_ledger (source, object, checksum) where status = 'loaded';
+-- A landing file (key + content checksum) loads once. Shop batches are windows
+-- of a table, which a re-run may legitimately read again (and skip every row).
+drop index if exists ops.load_ledger_once;
+create unique index if not exists load_ledger_file_once
+    on ops.load_ledger (source, object, checksum) where status = 'loaded' and source <> 'shop';
 
 create table if not exists ops.watermarks (
     source text primary key,
