@@ -69,13 +69,10 @@ class Ledger:
         business_date: date | None,
         checksum: str | None = None,
     ) -> int:
-        key = obj.key if isinstance(obj, LandingObject) else obj
-        size = obj.size if isinstance(obj, LandingObject) else None
-        checksum = obj.checksum if isinstance(obj, LandingObject) else checksum
         (load_id,) = self.conn.execute(
             "insert into ops.load_ledger (source, object, object_size, checksum, business_date, status)"
             " values (%s, %s, %s, %s, %s, 'running') returning load_id",
-            (source, key, size, checksum, business_date),
+            (source, *_describe(obj, checksum), business_date),
         ).fetchone()
         return load_id
 
@@ -106,9 +103,7 @@ class Ledger:
     def record_failure(
         self, source: str, obj: LandingObject | str, business_date: date | None, message: str
     ) -> LoadOutcome:
-        key = obj.key if isinstance(obj, LandingObject) else obj
-        size = obj.size if isinstance(obj, LandingObject) else None
-        checksum = obj.checksum if isinstance(obj, LandingObject) else None
+        key, size, checksum = _describe(obj, None)
         (load_id,) = self.conn.execute(
             "insert into ops.load_ledger (source, object, object_size, checksum, business_date,"
             " status, message, finished_at)"
@@ -116,3 +111,10 @@ class Ledger:
             (source, key, size, checksum, business_date, message),
         ).fetchone()
         return LoadOutcome(load_id, source, key, "failed", message=message)
+
+
+def _describe(obj: LandingObject | str, checksum: str | None) -> tuple[str, int | None, str | None]:
+    """(object key, size, checksum) of a landing file, or of a named batch such as a shop table."""
+    if isinstance(obj, LandingObject):
+        return obj.key, obj.size, obj.checksum
+    return obj, None, checksum
