@@ -28,6 +28,7 @@ from expectations.spec import CRITICAL, WARNING, TableValidation, severity
 RAW_TABLES_SUITE = "raw_tables"
 OPTIONAL_RAW_TABLES_SUITE = "raw_tables_optional"
 LOAD_LEDGER_SUITE = "ops_load_ledger"
+LOAD_GAPS_SUITE = "ops_load_gaps"
 
 REQUIRED_TABLES = (
     "shop_customers",
@@ -115,6 +116,32 @@ def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
     ]
 
 
+def load_gaps_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """No expected file missing for ``business_date``: a warning, listed in the log and Data Docs.
+
+    A store open that day without a POS export is recorded in ``ops.load_gaps``
+    by the loader; its sales are then missing, not zero. A warning rather than
+    a stop: the file may still arrive late (the next run loads it and resolves
+    the gap), and the rest of the business is still worth publishing.
+    """
+    date_filter = (
+        ""
+        if business_date is None
+        else f" and gaps.business_date = date '{business_date.isoformat()}'"
+    )
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=(
+                "select gaps.source, gaps.business_date, gaps.expected"
+                " from (select * from {batch}) as gaps"
+                f" where gaps.resolved_at is null{date_filter}"
+            ),
+            description="Every expected source file arrived (open stores sent their POS export)",
+            **severity(WARNING),
+        ),
+    ]
+
+
 def validations(business_date: date | None = None) -> list[TableValidation]:
     """Everything the raw gate validates, table by table."""
     return [
@@ -127,4 +154,5 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
             for table in OPTIONAL_TABLES
         ),
         TableValidation("ops", "load_ledger", LOAD_LEDGER_SUITE, load_ledger_suite(business_date)),
+        TableValidation("ops", "load_gaps", LOAD_GAPS_SUITE, load_gaps_suite(business_date)),
     ]

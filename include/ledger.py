@@ -54,10 +54,20 @@ class Ledger:
         finally:
             self.conn.execute("select pg_advisory_unlock(hashtext('crm.load.' || %s))", (source,))
 
-    def already_loaded(self, source: str, obj: LandingObject) -> bool:
+    def loaded_checksums(self, source: str, key: str) -> set[str]:
+        """Checksums of the versions of ``key`` already loaded (empty: never loaded)."""
+        rows = self.conn.execute(
+            "select checksum from ops.load_ledger where source = %s and object = %s"
+            " and status = 'loaded'",
+            (source, key),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def flagged(self, source: str, obj: LandingObject) -> bool:
+        """Whether this exact content was already recorded as failed."""
         row = self.conn.execute(
             "select 1 from ops.load_ledger where source = %s and object = %s and checksum = %s"
-            " and status = 'loaded'",
+            " and status = 'failed'",
             (source, obj.key, obj.checksum),
         ).fetchone()
         return row is not None

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import psycopg
@@ -57,7 +57,7 @@ def _money(v: str) -> Decimal:
     d = Decimal(v)
     if not d.is_finite():
         raise ValueError("not a finite number")
-    return d.quantize(Decimal("0.01"))
+    return d.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # as PostgreSQL numeric rounds
 
 
 def _date(v: str) -> date:
@@ -107,6 +107,7 @@ class Source:
     key_pattern: re.Pattern
     path_columns: Callable[[re.Match], dict[str, Any]] = lambda m: {}
     keep_extra: bool = False  # unknown JSON fields go to the `extra` jsonb column
+    replaced_whole: bool = False  # the same key carries new versions (store master)
     path_date_group: str | None = "date"
 
     def business_date(self, match: re.Match) -> date | None:
@@ -150,6 +151,7 @@ SOURCES: dict[str, Source] = {
             table="raw.stores",
             fmt="csv",
             key_pattern=re.compile(r"^reference/stores\.csv$"),
+            replaced_whole=True,
             path_date_group=None,
             columns=(
                 Column("store_code", required=True),
@@ -300,8 +302,9 @@ def parse_csv(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rejec
     if missing:
         raise FileRejected(f"missing required column(s) {', '.join(missing)}; header is {header}")
     index = {name: i for i, name in enumerate(header)}
-    for record in reader:
-        line_no = reader.line_num
+    # Rows are numbered by record (1 = first row after the header), as the COPY
+    # fast path numbers them: a quoted field may span several physical lines.
+    for line_no, record in enumerate(reader, start=1):
         if len(record) != len(header):
             yield Rejection(
                 line_no, None, f"{len(record)} fields, header has {len(header)}", _csv_line(record)
@@ -391,12 +394,31 @@ def load_source(
                 file_date = source.business_date(match)
                 if file_date and file_date > business_date:
                     continue
-                if ledger.already_loaded(source_name, obj):
+                seen = ledger.loaded_checksums(source_name, obj.key)
+                if obj.checksum in seen:
+                    log.info("%s: %s already loaded; skipped", source_name, obj.key)
                     report.skipped.append(obj.key)
+                    continue
+                if seen and not source.replaced_whole:
+                    # Landing files are written once: new content under a loaded key is
+                    # an upstream error. Flag it once, loudly; never reload or ignore it.
+                    if not ledger.flagged(source_name, obj):
+                        report.failed.append(
+                            ledger.record_failure(
+                                source_name,
+                                obj,
+                                file_date,
+                                f"{obj.key} changed after it was loaded (checksum {obj.checksum},"
+                                " loaded as " + ", ".join(sorted(seen)) + "): not reloaded;"
+                                " the sender must re-send it under a new name",
+                            )
+                        )
                     continue
                 outcome = _load_file(conn, ledger, source, obj, match, landing, file_date)
                 (report.loaded if outcome.status == "loaded" else report.failed).append(outcome)
                 log.info("%s", outcome.describe())
+            if source_name == "pos":
+                record_pos_gaps(conn, business_date)
     log.info(report.summary())
     if report.failed:
         raise FileRejected(
@@ -406,40 +428,67 @@ def load_source(
     return report
 
 
+def record_pos_gaps(conn, business_date: date) -> None:
+    """Record stores open on ``business_date`` without a POS export, resolve late arrivals.
+
+    Open stores come from the latest store master load. A gap is a row in
+    ``ops.load_gaps`` that the raw quality gate reports; it is resolved (not
+    deleted) when the file is loaded by a later run.
+    """
+    conn.execute(
+        """
+        insert into ops.load_gaps (source, business_date, expected)
+        select 'pos', %(d)s, s.store_code
+        from raw.stores s
+        where s._load_id = (select max(_load_id) from raw.stores)
+          and (s.opened_on is null or s.opened_on <= %(d)s)
+          and (s.closed_on is null or s.closed_on >= %(d)s)
+          and not exists (
+              select 1 from ops.load_ledger l
+              where l.source = 'pos' and l.status = 'loaded'
+                and l.object like 'pos/' || %(d)s::text || '/' || s.store_code || '\\_%%'
+          )
+        on conflict do nothing
+        """,
+        {"d": business_date},
+    )
+    conn.execute(
+        """
+        update ops.load_gaps g set resolved_at = clock_timestamp()
+        where g.source = 'pos' and g.resolved_at is null
+          and exists (
+              select 1 from ops.load_ledger l
+              where l.source = 'pos' and l.status = 'loaded'
+                and l.object like 'pos/' || g.business_date::text || '/' || g.expected || '\\_%%'
+          )
+        """
+    )
+
+
 def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, landing, file_date):
-    parse = parse_csv if source.fmt == "csv" else parse_jsonl
+    """Load one file in one transaction: the COPY fast path, else row by row.
+
+    The fast path streams the file's bytes straight into COPY (the server
+    parses and types them); it applies when the file's columns are exactly the
+    contract's. Any row COPY rejects (a bad value, a missing required field, a
+    ragged row, bad encoding) rolls the fast path back to a savepoint and the
+    file is loaded again row by row, which quarantines each bad row with its
+    reason. Either way the rows, the quarantine and the ledger row commit
+    together, or none of them.
+    """
     path_values = source.path_columns(match)
-    base_cols = [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
-    cols = base_cols + list(path_values) + ["_load_id", "_file", "_line"]
     try:
         with conn.transaction():
             load_id = ledger.begin(source.name, obj, file_date)
-            read = loaded = 0
-            rejections: list[Rejection] = []
-            with landing.open(obj.key) as raw_stream, conn.cursor() as cur:
-                text = _open_text(raw_stream, obj.key)
-                with cur.copy(f"copy {source.table} ({', '.join(cols)}) from stdin") as copy:
-                    for item in parse(source, text):
-                        read += 1
-                        if isinstance(item, Rejection):
-                            rejections.append(item)
-                            continue
-                        row = [item.values.get(c) for c in base_cols]
-                        copy.write_row(
-                            [*row, *path_values.values(), load_id, obj.key, item.line_no]
-                        )
-                        loaded += 1
-                if rejections:
-                    cur.executemany(
-                        "insert into quarantine.rejected_rows (load_id, source, object, line_no, field, reason, raw_content)"
-                        " values (%s, %s, %s, %s, %s, %s, %s)",
-                        [
-                            (load_id, source.name, obj.key, r.line_no, r.field, r.reason, r.raw)
-                            for r in rejections
-                        ],
-                    )
+            _set_lineage(conn, load_id, obj.key, path_values)
+            fast = _copy_fast(conn, source, landing, obj.key)
+            if fast is not None:
+                return ledger.finish(load_id, rows_read=fast, rows_loaded=fast, rows_quarantined=0)
+            read, loaded, quarantined = _load_rows(
+                conn, source, landing, obj.key, load_id, path_values
+            )
             return ledger.finish(
-                load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=len(rejections)
+                load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=quarantined
             )
     except (
         FileRejected,
@@ -451,3 +500,148 @@ def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, 
     ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")
+
+
+def _set_lineage(conn, load_id: int, key: str, path_values: dict[str, Any]) -> None:
+    """Transaction-local settings the raw tables' lineage columns default to."""
+    settings = {
+        "crm.load_id": load_id,
+        "crm.file": key,
+        "crm.business_date": path_values.get("_business_date"),
+        "crm.store_code": path_values.get("_file_store_code"),
+        "crm.file_seq": path_values.get("_file_seq"),
+    }
+    for name, value in settings.items():
+        conn.execute("select set_config(%s, %s, true)", (name, "" if value is None else str(value)))
+    conn.execute("set local timezone = 'UTC'")
+    conn.execute("create temp sequence if not exists crm_record_seq")
+    conn.execute("alter sequence pg_temp.crm_record_seq restart with 1")
+
+
+def _byte_stream(raw_stream, key: str):
+    return gzip.GzipFile(fileobj=raw_stream) if key.endswith(".gz") else raw_stream
+
+
+def _copy_fast(conn, source: Source, landing, key: str) -> int | None:
+    """COPY the file as it is; the number of rows, or None to load it row by row."""
+    try:
+        with conn.transaction(), landing.open(key) as raw_stream:
+            stream = _byte_stream(raw_stream, key)
+            if source.fmt == "csv":
+                return _copy_csv(conn, source, stream)
+            return _copy_jsonl(conn, source, stream)
+    except psycopg.Error as exc:
+        log.info(
+            "%s: COPY rejected the file (%s); loading row by row", key, str(exc).splitlines()[0]
+        )
+        return None
+
+
+def _copy_csv(conn, source: Source, stream) -> int | None:
+    first = stream.readline()
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
+    if not first.strip():
+        return 0 if not stream.read(1) else None  # empty file; or a blank first line: row by row
+    header = next(csv.reader([first.decode("utf-8", errors="replace")]))
+    known = {c.field: c.name for c in source.columns}
+    missing = [c.field for c in source.columns if c.field not in header]
+    if missing:
+        raise FileRejected(f"missing required column(s) {', '.join(missing)}; header is {header}")
+    if len(set(header)) != len(header) or set(header) - set(known):
+        return None  # new or repeated columns: the row-by-row path keeps the known ones
+    cols = ", ".join(known[h] for h in header)
+    with conn.cursor() as cur:
+        with cur.copy(
+            f"copy {source.table} ({cols}) from stdin (format csv, header true, force_null ({cols}))"
+        ) as copy:
+            copy.write(first)
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                copy.write(chunk)
+        return cur.rowcount
+
+
+_SQL_TYPES = {_int: "bigint", _utc_ts: "timestamptz", _uuid: "uuid", _text: "text"}
+
+
+def _copy_jsonl(conn, source: Source, stream) -> int:
+    """COPY lines into a temporary table, then type them in one INSERT ... SELECT.
+
+    The 0x1e/0x1f delimiters cannot occur unescaped in valid JSON, so each
+    line arrives as one field. A line that is not a JSON object, a bad value
+    or a missing required field makes the statement fail, and the file goes
+    row by row.
+    """
+    conn.execute(
+        "create temp table if not exists crm_lines (doc text, n bigint generated always as identity)"
+    )
+    conn.execute("truncate crm_lines restart identity")
+    with conn.cursor().copy(
+        "copy crm_lines (doc) from stdin (format csv, delimiter e'\\x1f', quote e'\\x1e')"
+    ) as copy:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            copy.write(chunk)
+    texts = {}
+    for col in source.columns:
+        *parents, leaf = col.field.split(".")
+        texts[col.name] = (
+            "nullif(doc::jsonb" + "".join(f" -> '{p}'" for p in parents) + f" ->> '{leaf}', '')"
+        )
+    names = [c.name for c in source.columns]
+    values = [f"{texts[c.name]}::{_SQL_TYPES[c.parse]}" for c in source.columns]
+    if source.keep_extra:
+        known_top = ", ".join(sorted({f"'{c.field.split('.')[0]}'" for c in source.columns}))
+        names.append("extra")
+        values.append(f"nullif(doc::jsonb - array[{known_top}], '{{}}'::jsonb)")
+    nonblank = "doc is not null and btrim(doc) <> ''"
+    # Not a JSON object, or a contract UTC timestamp without its offset (which
+    # would otherwise be read silently in the session's time zone).
+    bad = ["jsonb_typeof(doc::jsonb) <> 'object'"] + [
+        f"{texts[c.name]} !~ '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$'"
+        for c in source.columns
+        if c.parse is _utc_ts
+    ]
+    with conn.cursor() as cur:
+        (n_bad,) = cur.execute(
+            f"select count(*) from crm_lines where {nonblank} and ({' or '.join(bad)})"
+        ).fetchone()
+        if n_bad:
+            raise psycopg.DataError(f"{n_bad} line(s) are not JSON objects or lack a UTC offset")
+        cur.execute(
+            f"insert into {source.table} ({', '.join(names)}, _line)"
+            f" select {', '.join(values)}, n from crm_lines where {nonblank}"
+        )
+        return cur.rowcount
+
+
+def _load_rows(
+    conn, source: Source, landing, key: str, load_id: int, path_values
+) -> tuple[int, int, int]:
+    """Parse and type each row in Python; bad rows go to quarantine with the reason."""
+    parse = parse_csv if source.fmt == "csv" else parse_jsonl
+    base_cols = [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
+    cols = base_cols + list(path_values) + ["_load_id", "_file", "_line"]
+    read = loaded = 0
+    rejections: list[Rejection] = []
+    with landing.open(key) as raw_stream, conn.cursor() as cur:
+        text = _open_text(raw_stream, key)
+        with cur.copy(f"copy {source.table} ({', '.join(cols)}) from stdin") as copy:
+            for item in parse(source, text):
+                read += 1
+                if isinstance(item, Rejection):
+                    rejections.append(item)
+                    continue
+                row = [item.values.get(c) for c in base_cols]
+                copy.write_row([*row, *path_values.values(), load_id, key, item.line_no])
+                loaded += 1
+        if rejections:
+            cur.executemany(
+                "insert into quarantine.rejected_rows"
+                " (load_id, source, object, line_no, field, reason, raw_content)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (load_id, source.name, key, r.line_no, r.field, r.reason, r.raw)
+                    for r in rejections
+                ],
+            )
+    return read, loaded, len(rejections)

@@ -106,40 +106,44 @@ create table if not exists raw.shop_order_status_history (
     primary key (order_id, status, changed_at)
 );
 
--- Landing-zone files: every row of every file, with its file and line
+-- Landing-zone files: every row of every file, with its file and record number.
+-- Required fields are NOT NULL, so a COPY straight from a file fails on a row
+-- missing one and the loader falls back to row-by-row quarantine. Lineage
+-- columns default to transaction-local settings the loader sets per file
+-- (crm.load_id, crm.file, ...); _line counts the file's records from 1.
 create table if not exists raw.pos_lines (
-    receipt_no text,
-    store_code text,
-    txn_ts timestamp,          -- Hong Kong local time, as exported
-    txn_type text,
-    line_no int,
-    sku text,
-    quantity int,
-    unit_price numeric(12, 2),
+    receipt_no text not null,
+    store_code text not null,
+    txn_ts timestamp not null,          -- Hong Kong local time, as exported
+    txn_type text not null,
+    line_no int not null,
+    sku text not null,
+    quantity int not null,
+    unit_price numeric(12, 2) not null,
     discount numeric(12, 2),
     payment_method text,
     loyalty_card_no text,
     staff_id text,
-    _business_date date not null,   -- from the file path
-    _file_store_code text not null, -- from the file name
-    _file_seq int not null,         -- from the file name; higher supersedes
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    _business_date date not null default current_setting('crm.business_date')::date, -- file path
+    _file_store_code text not null default current_setting('crm.store_code'),        -- file name
+    _file_seq int not null default current_setting('crm.file_seq')::int,              -- higher supersedes
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
 );
 create table if not exists raw.stores (
-    store_code text,
+    store_code text not null,
     store_name text,
     district text,
     region text,
     opened_on date,
     closed_on date,
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
 );
 create table if not exists raw.loyalty_members (
-    card_no text,
+    card_no text not null,
     full_name text,
     phone text,
     email text,
@@ -147,15 +151,15 @@ create table if not exists raw.loyalty_members (
     tier text,
     joined_on date,
     marketing_opt_in boolean,
-    updated_at timestamp,      -- Hong Kong local time, as exported
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    updated_at timestamp not null,      -- Hong Kong local time, as exported
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
 );
 create table if not exists raw.web_events (
-    event_id uuid,
-    event_ts timestamptz,
-    event_type text,
+    event_id uuid not null,
+    event_ts timestamptz not null,
+    event_type text not null,
     anonymous_id text,
     customer_id bigint,
     session_id text,
@@ -171,14 +175,14 @@ create table if not exists raw.web_events (
     ip text,
     user_agent text,
     extra jsonb,               -- fields the contract does not know yet
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
 );
 create table if not exists raw.complaint_tickets (
-    ticket_id text,
-    created_at timestamptz,
-    updated_at timestamptz,
+    ticket_id text not null,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
     channel text,
     customer_email text,
     customer_phone text,
@@ -187,25 +191,36 @@ create table if not exists raw.complaint_tickets (
     order_ref text,
     category text,
     severity text,
-    status text,
+    status text not null,
     first_response_at timestamptz,
     resolved_at timestamptz,
     satisfaction_score int,
     assigned_team text,
     description text,
     extra jsonb,
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
 );
 create table if not exists raw.privacy_requests (
-    request_id text,
-    received_at timestamptz,
-    request_type text,
+    request_id text not null,
+    received_at timestamptz not null,
+    request_type text not null,
     email text,
     phone text,
     loyalty_card_no text,
-    _load_id bigint not null,
-    _file text not null,
-    _line bigint not null
+    _load_id bigint not null default current_setting('crm.load_id')::bigint,
+    _file text not null default current_setting('crm.file'),
+    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+);
+
+-- Expected files that have not arrived: a store without its POS export for a
+-- day it was open. Resolved when the file is loaded later; never a silent zero.
+create table if not exists ops.load_gaps (
+    source text not null,
+    business_date date not null,
+    expected text not null,
+    detected_at timestamptz not null default clock_timestamp(),
+    resolved_at timestamptz,
+    primary key (source, business_date, expected)
 );

@@ -26,13 +26,19 @@ insert into raw.shop_customers (customer_id, updated_at, _load_id) values (1, no
 insert into raw.shop_products (sku, updated_at, _load_id) values ('SKU1', now(), 1);
 insert into raw.shop_orders (order_id, updated_at, _load_id) values (1, now(), 1);
 insert into raw.shop_order_items (order_id, line_no, _load_id) values (1, 1, 1);
-insert into raw.pos_lines (_business_date, _file_store_code, _file_seq, _load_id, _file, _line)
-    values ('2026-11-20', 'TST01', 1, 2, 'pos/2026-11-20/TST01_1.csv', 2);
-insert into raw.stores (_load_id, _file, _line) values (3, 'stores/stores.csv', 2);
-insert into raw.loyalty_members (_load_id, _file, _line) values (4, 'loyalty/members.csv', 2);
-insert into raw.web_events (_load_id, _file, _line) values (5, 'web/events.jsonl', 1);
-insert into raw.complaint_tickets (_load_id, _file, _line) values (6, 'complaints/t.jsonl', 1);
-insert into raw.privacy_requests (_load_id, _file, _line) values (7, 'privacy/r.csv', 2);
+insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku, quantity,
+    unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file, _line)
+    values ('R1', 'TST01', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 1, 1.00,
+    '2026-11-20', 'TST01', 1, 2, 'pos/2026-11-20/TST01_1.csv', 2);
+insert into raw.stores (store_code, _load_id, _file, _line) values ('TST01', 3, 'stores/stores.csv', 2);
+insert into raw.loyalty_members (card_no, updated_at, _load_id, _file, _line)
+    values ('1234567890', now(), 4, 'loyalty/members.csv', 2);
+insert into raw.web_events (event_id, event_ts, event_type, _load_id, _file, _line)
+    values (gen_random_uuid(), now(), 'page_view', 5, 'web/events.jsonl', 1);
+insert into raw.complaint_tickets (ticket_id, created_at, updated_at, status, _load_id, _file, _line)
+    values ('CS-1', now(), now(), 'new', 6, 'complaints/t.jsonl', 1);
+insert into raw.privacy_requests (request_id, received_at, request_type, _load_id, _file, _line)
+    values ('P1', now(), 'access', 7, 'privacy/r.csv', 2);
 insert into ops.load_ledger (source, object, checksum, business_date, status)
     values ('pos', 'pos/2026-11-20/TST01_1.csv', 'abc', '2026-11-20', 'loaded');
 insert into marts.dim_customer values ('c1'), ('c2');
@@ -136,6 +142,20 @@ def test_empty_privacy_requests_is_only_a_warning(warehouse, tmp_path):
     assert result.warning_failures == [
         "raw.privacy_requests: expect_table_row_count_to_be_between failed (observed 0)"
     ]
+
+
+def test_a_missing_expected_file_is_a_warning_for_its_day_only(warehouse, tmp_path):
+    execute(
+        warehouse,
+        "insert into ops.load_gaps (source, business_date, expected)"
+        " values ('pos', '2026-11-20', 'MK01'), ('pos', '2026-11-19', 'TST01')",
+    )
+
+    result = gate("raw", warehouse, tmp_path / "gx")
+
+    assert result.success
+    assert len(result.warning_failures) == 1
+    assert "ops.load_gaps" in result.warning_failures[0]
 
 
 def test_failed_load_blocks_its_business_date_until_loaded_again(warehouse, tmp_path):

@@ -63,7 +63,7 @@ def test_pos_bom_crlf_gzip_quoted_newline_and_bad_rows(wh, tmp_path):
     rejected = counts(
         wh, "select line_no, field, reason from quarantine.rejected_rows order by line_no"
     )
-    assert [(r[0], r[1]) for r in rejected] == [(6, "quantity"), (7, "txn_ts")]
+    assert [(r[0], r[1]) for r in rejected] == [(4, "quantity"), (5, "txn_ts")]
     ledger = counts(
         wh,
         "select object, rows_read, rows_loaded, rows_quarantined from ops.load_ledger order by object",
@@ -158,3 +158,164 @@ def test_truncated_gzip_fails_without_partial_rows(wh, tmp_path):
             business_date=date(2026, 11, 20),
         )
     assert counts(wh, "select count(*) from raw.pos_lines") == [(0,)]
+
+
+def test_copy_fast_path_and_row_by_row_path_land_identical_rows(
+    fresh_db_url, tmp_path, monkeypatch
+):
+    """Clean files take the COPY fast path; the result must equal the row-by-row path's."""
+    import include.loaders as loaders
+
+    pos = "\r\n".join(
+        [
+            '"' + HEADER.replace(",", '","') + '"',
+            '"TST01-1","TST01","2026-11-20 10:00:00","SALE","1","SKU1","2","10.505","0","cash","","S1, front"',
+            '"TST01-1","TST01","2026-11-20 10:00:00","VOID","2","SKU2","1","5.00","0.50","cash","0012345678","multi\r\nline"',
+            '"TST01-2","TST01","2026-11-20 11:00:00","RETURN","1","SKU1","-1","10.50","","visa","",""',
+        ]
+    )
+    write(tmp_path, "pos/2026-11-20/TST01_1.csv", b"\xef\xbb\xbf" + pos.encode() + b"\r\n")
+    events = [
+        {
+            "event_id": "3F1C5A52-6A0E-4A51-9D4C-1F6F1C1A0001",
+            "event_ts": "2026-11-20T01:00:00Z",
+            "event_type": "page_view",
+            "anonymous_id": "a1",
+            "customer_id": None,
+            "consent_mode": "granted",
+            "page_url": 'https://shop.example/p?q="x"\\y',
+        },
+        {
+            "event_id": "3f1c5a52-6a0e-4a51-9d4c-1f6f1c1a0002",
+            "event_ts": "2026-11-20T09:00:01+08:00",
+            "event_type": "login",
+            "anonymous_id": "a1",
+            "customer_id": 7,
+            "search_query": "",
+        },
+    ]
+    write(
+        tmp_path,
+        "web/2026-11-20/01.jsonl.gz",
+        gzip.compress(("\n".join(json.dumps(e) for e in events) + "\n\n").encode()),
+    )
+    complaint = {
+        "ticket_id": "CS-1",
+        "created_at": "2026-11-20T01:00:00Z",
+        "updated_at": "2026-11-20T02:00:00Z",
+        "status": "new",
+        "customer": {"email": "A@x.com", "phone": None},
+        "satisfaction_score": 4,
+    }
+    write(tmp_path, "complaints/2026-11-20.jsonl", (json.dumps(complaint) + "\n").encode())
+
+    tables = {
+        "pos": "raw.pos_lines",
+        "web": "raw.web_events",
+        "complaints": "raw.complaint_tickets",
+    }
+    results = {}
+    for mode in ("fast", "rows"):
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"create database {mode}_db")
+        url = fresh_db_url.rsplit("/", 1)[0] + f"/{mode}_db"
+        apply_schema(url)
+        if mode == "rows":
+            monkeypatch.setattr(loaders, "_copy_fast", lambda *a, **k: None)
+        for source in tables:
+            load_source(
+                source,
+                warehouse_url=url,
+                landing=LocalLanding(tmp_path),
+                business_date=date(2026, 11, 20),
+            )
+        results[mode] = {
+            t: counts(url, f"select (to_jsonb(r) - '_load_id')::text from {t} r order by 1")
+            for t in tables.values()
+        }
+        results[mode]["quarantine"] = counts(url, "select count(*) from quarantine.rejected_rows")
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"drop database {mode}_db with (force)")
+    for key in results["fast"]:
+        fast, rows = results["fast"][key], results["rows"][key]
+        assert fast == rows, "\n".join([key, *map(str, fast), "-- row by row:", *map(str, rows)])
+    assert (
+        len(results["fast"]["raw.pos_lines"]) == 3 and len(results["fast"]["raw.web_events"]) == 2
+    )
+    assert results["fast"]["quarantine"] == [(0,)]
+
+
+STORES = "store_code,store_name,district,region,opened_on,closed_on\n"
+
+
+def test_changed_file_under_a_loaded_key_is_flagged_once_and_not_reloaded(wh, tmp_path):
+    row = "R-1,TST01,2026-11-20 10:00:00,SALE,1,SKU1,1,1.00,0,cash,,S1\n"
+    write(tmp_path, "pos/2026-11-20/TST01_1.csv", (HEADER + "\n" + row).encode())
+    landing = LocalLanding(tmp_path)
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    write(
+        tmp_path,
+        "pos/2026-11-20/TST01_1.csv",
+        (HEADER + "\n" + row + row.replace("R-1", "R-2")).encode(),
+    )
+    with pytest.raises(FileRejected, match="changed after it was loaded"):
+        load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    # Flagged once: the next run neither reloads nor fails again on the same content.
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    assert counts(wh, "select receipt_no from raw.pos_lines") == [("R-1",)]
+    assert counts(wh, "select status, count(*) from ops.load_ledger group by 1 order by 1") == [
+        ("failed", 1),
+        ("loaded", 1),
+    ]
+
+
+def test_store_master_is_replaced_whole_with_history_kept(wh, tmp_path):
+    landing = LocalLanding(tmp_path)
+    write(
+        tmp_path,
+        "reference/stores.csv",
+        (STORES + "TST01,TST,Yau Tsim Mong,Kowloon,2020-01-01,\n").encode(),
+    )
+    load_source("stores", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    write(
+        tmp_path,
+        "reference/stores.csv",
+        (STORES + "TST01,TST,Yau Tsim Mong,Kowloon,2020-01-01,2026-12-31\n").encode(),
+    )
+    load_source("stores", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21))
+    assert counts(wh, "select closed_on::text from raw.stores order by _load_id") == [
+        (None,),
+        ("2026-12-31",),
+    ]
+
+
+def test_a_store_without_its_pos_file_is_a_recorded_gap_until_the_file_arrives(wh, tmp_path):
+    landing = LocalLanding(tmp_path)
+    write(
+        tmp_path,
+        "reference/stores.csv",
+        (
+            STORES
+            + "TST01,A,Yau Tsim Mong,Kowloon,2020-01-01,\nMK01,B,Yau Tsim Mong,Kowloon,2020-01-01,\n"
+            "OLD01,C,Wan Chai,HK Island,2010-01-01,2025-01-01\n"
+        ).encode(),
+    )
+    load_source("stores", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    write(
+        tmp_path, "pos/2026-11-20/TST01_1.csv", (HEADER + "\n").encode()
+    )  # header only: not a gap
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    assert counts(
+        wh, "select business_date::text, expected, resolved_at is null from ops.load_gaps"
+    ) == [("2026-11-20", "MK01", True)]
+    write(
+        tmp_path, "pos/2026-11-20/MK01_1.csv.gz", gzip.compress((HEADER + "\n").encode())
+    )  # arrives late
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21))
+    assert counts(
+        wh,
+        "select expected, resolved_at is null from ops.load_gaps where business_date = '2026-11-20'",
+    ) == [("MK01", False)]
+    assert counts(
+        wh, "select expected from ops.load_gaps where business_date = '2026-11-21' order by 1"
+    ) == [("MK01",), ("TST01",)]
