@@ -1,0 +1,239 @@
+"""Loading survives bad files, re-runs and being killed: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import psycopg
+import pytest
+
+from include.landing import LocalLanding
+from include.loaders import FileRejected, load_source
+from include.warehouse import apply_schema
+
+HEADER = "receipt_no,store_code,txn_ts,txn_type,line_no,sku,quantity,unit_price,discount,payment_method,loyalty_card_no,staff_id"
+DAY = date(2026, 11, 20)
+
+
+def pos_row(i: int, store: str = "TST01") -> str:
+    return f"{store}-20261120-{i:06d},{store},2026-11-20 10:{i % 60:02d}:00,SALE,1,SKU{i % 50},{1 + i % 3},{10 + i % 7}.50,0,octopus,,S{i % 4}"
+
+
+def event(i: int, **extra) -> dict:
+    return {
+        "event_id": f"00000000-0000-4000-8000-{i:012d}",
+        "event_ts": "2026-11-20T01:00:00Z",
+        "event_type": "page_view",
+        "anonymous_id": f"a{i}",
+        **extra,
+    }
+
+
+GOOD = (HEADER + "\n" + "\n".join(pos_row(i) for i in range(5)) + "\n").encode()
+
+# Each bad input, what lands in raw, and whether the file fails as a whole.
+CORPUS = {
+    "truncated gzip": ("pos/2026-11-20/A1_1.csv.gz", gzip.compress(GOOD * 50)[:-40], "failed"),
+    "invalid utf-8": (
+        "pos/2026-11-20/A2_1.csv",
+        GOOD.replace(b"octopus", b"oct\xffpus", 1),
+        "failed",
+    ),
+    "wrong delimiter": ("pos/2026-11-20/A3_1.csv", GOOD.replace(b",", b";"), "failed"),
+    "missing column": (
+        "pos/2026-11-20/A4_1.csv",
+        GOOD.replace(b",staff_id", b"").replace(b",S", b"X"),
+        "failed",
+    ),
+    "extra column": (
+        "pos/2026-11-20/A5_1.csv",
+        (
+            HEADER + ",till_model\n" + "\n".join(pos_row(i) + ",T9" for i in range(5)) + "\n"
+        ).encode(),
+        None,
+    ),
+    "non-numeric amount": ("pos/2026-11-20/A6_1.csv", GOOD.replace(b"10.50", b"ten", 1), None),
+    "impossible date": (
+        "pos/2026-11-20/A7_1.csv",
+        GOOD.replace(b"2026-11-20 10:00:00", b"2026-02-30 10:00:00", 1),
+        None,
+    ),
+    "empty file": ("pos/2026-11-20/A8_1.csv", b"\n", None),
+    "header only": ("pos/2026-11-20/A9_1.csv", (HEADER + "\r\n").encode(), None),
+    "0-byte object": ("pos/2026-11-20/B1_1.csv", b"", None),
+    "BOM and CRLF": (
+        "pos/2026-11-20/B2_1.csv",
+        b"\xef\xbb\xbf" + GOOD.replace(b"\n", b"\r\n"),
+        None,
+    ),
+    "newline in quoted field": (
+        "pos/2026-11-20/B3_1.csv",
+        GOOD.replace(b",S0\n", b',"S0\nsecond line"\n', 1),
+        None,
+    ),
+    "ragged row": ("pos/2026-11-20/B4_1.csv", GOOD + b"short,row\n", None),
+    "duplicated event_ids": (
+        "web/2026-11-20/01.jsonl.gz",
+        gzip.compress("\n".join(json.dumps(event(i % 3)) for i in range(6)).encode()),
+        None,
+    ),
+    "json error mid-file": (
+        "web/2026-11-20/02.jsonl.gz",
+        gzip.compress(
+            (
+                "\n".join([json.dumps(event(10)), '{"event_id": "x",', json.dumps(event(11))])
+            ).encode()
+        ),
+        None,
+    ),
+}
+
+
+@pytest.fixture
+def wh(fresh_db_url):
+    apply_schema(fresh_db_url)
+    return fresh_db_url
+
+
+def write(root, key, data: bytes):
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def rows(url, sql, params=None):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.mark.parametrize("case", list(CORPUS), ids=list(CORPUS))
+def test_bad_input_is_quarantined_or_fails_loudly_and_conserves(wh, tmp_path, case):
+    key, data, expected_status = CORPUS[case]
+    write(tmp_path, key, data)
+    source = key.split("/")[0]
+    if expected_status == "failed":
+        with pytest.raises(FileRejected) as failed:
+            load_source(source, warehouse_url=wh, landing=LocalLanding(tmp_path), business_date=DAY)
+        assert key in str(failed.value)  # the message names the file
+        assert rows(wh, "select count(*) from raw.pos_lines") == [(0,)]
+    else:
+        load_source(source, warehouse_url=wh, landing=LocalLanding(tmp_path), business_date=DAY)
+    ((status, read, loaded, quarantined, message),) = rows(
+        wh, "select status, rows_read, rows_loaded, rows_quarantined, message from ops.load_ledger"
+    )
+    table = "raw.web_events" if source == "web" else "raw.pos_lines"
+    in_raw = rows(wh, f"select count(*) from {table} where _file = %s", (key,))[0][0]
+    in_quarantine = rows(
+        wh, "select count(*) from quarantine.rejected_rows where object = %s", (key,)
+    )[0][0]
+    if expected_status == "failed":
+        assert status == "failed" and message
+        assert in_raw == in_quarantine == 0
+    else:
+        assert status == "loaded"
+        assert read == loaded + quarantined
+        assert (in_raw, in_quarantine) == (loaded, quarantined)
+
+
+def test_corpus_outcomes(wh, tmp_path):
+    """The expected rows of the interesting cases, all files loaded in one run."""
+    for key, data, _ in CORPUS.values():
+        write(tmp_path, key, data)
+    with pytest.raises(FileRejected):  # the truncated, undecodable and headless files
+        load_source("pos", warehouse_url=wh, landing=LocalLanding(tmp_path), business_date=DAY)
+    load_source("web", warehouse_url=wh, landing=LocalLanding(tmp_path), business_date=DAY)
+    by_file = dict(
+        rows(
+            wh,
+            "select object, rows_read || '/' || rows_loaded || '/' || rows_quarantined from ops.load_ledger where status = 'loaded'",
+        )
+    )
+    assert by_file["pos/2026-11-20/A5_1.csv"] == "5/5/0"  # extra column: loaded, kept out
+    assert by_file["pos/2026-11-20/A6_1.csv"] == "5/4/1"
+    assert by_file["pos/2026-11-20/A7_1.csv"] == "5/4/1"
+    assert by_file["pos/2026-11-20/B3_1.csv"] == "5/5/0"
+    assert by_file["pos/2026-11-20/B4_1.csv"] == "6/5/1"
+    assert by_file["web/2026-11-20/01.jsonl.gz"] == "6/6/0"  # duplicates land; staging dedupes
+    assert by_file["web/2026-11-20/02.jsonl.gz"] == "3/2/1"
+    reasons = dict(
+        rows(
+            wh,
+            "select object, field || ': ' || reason from quarantine.rejected_rows where field is not null",
+        )
+    )
+    assert reasons["pos/2026-11-20/A6_1.csv"].startswith("unit_price: cannot read 'ten'")
+
+
+def table_digest(url: str) -> list:
+    return rows(
+        url,
+        "select count(*), md5(string_agg(receipt_no || line_no || _file || _line, ',' order by _file, _line))"
+        " from raw.pos_lines",
+    ) + rows(
+        url,
+        "select count(*), sum(rows_read), sum(rows_loaded) from ops.load_ledger where status = 'loaded'",
+    )
+
+
+LOADER = """
+import sys
+from datetime import date
+from include.landing import LocalLanding
+from include.loaders import load_source
+load_source("pos", warehouse_url=sys.argv[1], landing=LocalLanding(__import__("pathlib").Path(sys.argv[2])),
+            business_date=date(2026, 11, 20))
+"""
+
+
+def test_killing_the_loader_at_any_point_then_rerunning_gives_the_exact_result(
+    fresh_db_url, tmp_path
+):
+    landing = tmp_path / "landing"
+    for n, store in enumerate(["K1", "K2", "K3", "K4"]):
+        body = (HEADER + "\n" + "\n".join(pos_row(i, store) for i in range(60_000)) + "\n").encode()
+        write(
+            landing,
+            f"pos/2026-11-20/{store}_1.csv" + (".gz" if n % 2 else ""),
+            gzip.compress(body) if n % 2 else body,
+        )
+
+    def run(url, kill_after: float | None):
+        proc = subprocess.Popen([sys.executable, "-c", LOADER, url, str(landing)])
+        if kill_after is None:
+            assert proc.wait(timeout=300) == 0
+            return
+        time.sleep(kill_after)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    databases = {}
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        for name in ("reference", "killed"):
+            conn.execute(f"create database {name}")
+            databases[name] = fresh_db_url.rsplit("/", 1)[0] + f"/{name}"
+            apply_schema(databases[name])
+    run(databases["reference"], None)
+    expected = table_digest(databases["reference"])
+    assert expected[0][0] == 240_000
+
+    partials = []
+    for kill_after in (0.3, 0.9, 1.5, 2.2, 3.0):  # before, during and between files
+        run(databases["killed"], kill_after)
+        partials.append(table_digest(databases["killed"])[0][0])
+        assert partials[-1] % 60_000 == 0, f"a file was half loaded: {partials}"
+    assert any(0 < p < 240_000 for p in partials), f"no kill landed mid-load: {partials}"
+    run(databases["killed"], None)
+    assert table_digest(databases["killed"]) == expected
+    assert rows(
+        databases["killed"], "select count(*) from ops.load_ledger where status <> 'loaded'"
+    ) == [(0,)]
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        for name in databases:
+            conn.execute(f"drop database {name} with (force)")
