@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from include.landing import LandingObject, LocalLanding
+from include.landing import Landing, LandingObject
 from include.ledger import Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
@@ -369,7 +369,7 @@ class SourceReport:
 
 
 def load_source(
-    source_name: str, *, warehouse_url: str, landing: LocalLanding, business_date: date
+    source_name: str, *, warehouse_url: str, landing: Landing, business_date: date
 ) -> SourceReport:
     """Load every file of a source dated up to ``business_date`` that is not loaded yet.
 
