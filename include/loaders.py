@@ -17,11 +17,12 @@ import gzip
 import io
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -108,6 +109,7 @@ class Source:
     path_columns: Callable[[re.Match], dict[str, Any]] = lambda m: {}
     keep_extra: bool = False  # unknown JSON fields go to the `extra` jsonb column
     replaced_whole: bool = False  # the same key carries new versions (store master)
+    dated_folders: bool = False  # one folder per day: list only the days that can hold new files
     path_date_group: str | None = "date"
 
     def business_date(self, match: re.Match) -> date | None:
@@ -125,6 +127,7 @@ SOURCES: dict[str, Source] = {
             table="raw.pos_lines",
             fmt="csv",
             key_pattern=re.compile(rf"^pos/{DATE}/(?P<store>[A-Z0-9]+)_(?P<seq>\d+)\.csv(\.gz)?$"),
+            dated_folders=True,
             path_columns=lambda m: {
                 "_business_date": date.fromisoformat(m["date"]),
                 "_file_store_code": m["store"],
@@ -187,6 +190,7 @@ SOURCES: dict[str, Source] = {
             fmt="jsonl",
             keep_extra=True,
             key_pattern=re.compile(rf"^web/{DATE}/(?P<hour>\d{{2}})\.jsonl\.gz$"),
+            dated_folders=True,
             columns=(
                 Column("event_id", _uuid, required=True),
                 Column("event_ts", _utc_ts, required=True),
@@ -382,7 +386,7 @@ def load_source(
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ledger = Ledger(conn)
         with ledger.source_lock(source_name):
-            for obj in landing.list(source.prefix):
+            for obj in _candidates(conn, source, landing, business_date):
                 match = source.key_pattern.match(obj.key)
                 if not match:
                     log.warning(
@@ -426,6 +430,34 @@ def load_source(
             + "; ".join(o.describe() for o in report.failed)
         )
     return report
+
+
+LATE_DAYS = int(os.environ.get("CRM_LATE_DAYS", "14"))
+
+
+def _candidates(conn, source: Source, landing: Landing, business_date: date):
+    """The files that may need loading, without listing a source's whole history.
+
+    For sources with one folder per day, only the days from ``LATE_DAYS``
+    before the business date are listed, extended back to the day after the
+    last day that loaded anything (so a first run or a long outage catches up
+    on the whole backlog). A file arriving more than ``LATE_DAYS`` late is
+    picked up by a backfill of its date.
+    """
+    if not source.dated_folders:
+        yield from landing.list(source.prefix)
+        return
+    (last,) = conn.execute(
+        "select max(business_date) from ops.load_ledger where source = %s and status = 'loaded'",
+        (source.name,),
+    ).fetchone()
+    if last is None:
+        yield from landing.list(source.prefix)
+        return
+    day = min(business_date - timedelta(days=LATE_DAYS), last + timedelta(days=1))
+    while day <= business_date:
+        yield from landing.list(f"{source.prefix}{day.isoformat()}")
+        day += timedelta(days=1)
 
 
 def record_pos_gaps(conn, business_date: date) -> None:

@@ -319,3 +319,25 @@ def test_a_store_without_its_pos_file_is_a_recorded_gap_until_the_file_arrives(w
     assert counts(
         wh, "select expected from ops.load_gaps where business_date = '2026-11-21' order by 1"
     ) == [("MK01",), ("TST01",)]
+
+
+def test_late_files_are_caught_up_and_old_history_is_not_relisted(wh, tmp_path):
+    landing = LocalLanding(tmp_path)
+    header = (HEADER + "\n").encode()
+    write(tmp_path, "pos/2026-11-01/AA01_1.csv", header)
+    write(tmp_path, "pos/2026-11-20/BB01_1.csv", header)
+    first = load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    assert len(first.loaded) == 2  # a first run takes the whole backlog
+
+    write(tmp_path, "pos/2026-11-15/CC01_1.csv", header)  # 6 days late: caught up
+    write(tmp_path, "pos/2026-10-01/DD01_1.csv", header)  # 51 days late: left to a backfill
+    nightly = load_source(
+        "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21)
+    )
+    assert [o.object for o in nightly.loaded] == ["pos/2026-11-15/CC01_1.csv"]
+    assert "pos/2026-11-01/AA01_1.csv" not in nightly.skipped  # not even listed
+
+    backfill = load_source(
+        "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 10, 1)
+    )
+    assert [o.object for o in backfill.loaded] == ["pos/2026-10-01/DD01_1.csv"]
