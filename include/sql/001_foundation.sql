@@ -108,9 +108,9 @@ create table if not exists raw.shop_order_status_history (
 
 -- Landing-zone files: every row of every file, with its file and record number.
 -- Required fields are NOT NULL, so a COPY straight from a file fails on a row
--- missing one and the loader falls back to row-by-row quarantine. Lineage
--- columns default to transaction-local settings the loader sets per file
--- (crm.load_id, crm.file, ...); _line counts the file's records from 1.
+-- missing one and the loader falls back to row-by-row quarantine. The loader
+-- gives the lineage columns literal defaults inside each file's transaction
+-- only (include/loaders.py); _line counts the file's records from 1.
 create table if not exists raw.pos_lines (
     receipt_no text not null,
     store_code text not null,
@@ -124,12 +124,12 @@ create table if not exists raw.pos_lines (
     payment_method text,
     loyalty_card_no text,
     staff_id text,
-    _business_date date not null default current_setting('crm.business_date')::date, -- file path
-    _file_store_code text not null default current_setting('crm.store_code'),        -- file name
-    _file_seq int not null default current_setting('crm.file_seq')::int,              -- higher supersedes
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _business_date date not null,   -- from the file path
+    _file_store_code text not null, -- from the file name
+    _file_seq int not null,         -- from the file name; higher supersedes
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 create table if not exists raw.stores (
     store_code text not null,
@@ -138,9 +138,9 @@ create table if not exists raw.stores (
     region text,
     opened_on date,
     closed_on date,
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 create table if not exists raw.loyalty_members (
     card_no text not null,
@@ -152,9 +152,9 @@ create table if not exists raw.loyalty_members (
     joined_on date,
     marketing_opt_in boolean,
     updated_at timestamp not null,      -- Hong Kong local time, as exported
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 create table if not exists raw.web_events (
     event_id uuid not null,
@@ -175,9 +175,9 @@ create table if not exists raw.web_events (
     ip text,
     user_agent text,
     extra jsonb,               -- fields the contract does not know yet
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 create table if not exists raw.complaint_tickets (
     ticket_id text not null,
@@ -198,9 +198,9 @@ create table if not exists raw.complaint_tickets (
     assigned_team text,
     description text,
     extra jsonb,
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 create table if not exists raw.privacy_requests (
     request_id text not null,
@@ -209,9 +209,9 @@ create table if not exists raw.privacy_requests (
     email text,
     phone text,
     loyalty_card_no text,
-    _load_id bigint not null default current_setting('crm.load_id')::bigint,
-    _file text not null default current_setting('crm.file'),
-    _line bigint not null default nextval('pg_temp.crm_record_seq'::text)
+    _load_id bigint not null,
+    _file text not null,
+    _line bigint not null
 );
 
 -- Expected files that have not arrived: a store without its POS export for a

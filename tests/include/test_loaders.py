@@ -221,7 +221,14 @@ def test_copy_fast_path_and_row_by_row_path_land_identical_rows(
         url = fresh_db_url.rsplit("/", 1)[0] + f"/{mode}_db"
         apply_schema(url)
         if mode == "rows":
+            monkeypatch.undo()
             monkeypatch.setattr(loaders, "_copy_fast", lambda *a, **k: None)
+        else:  # clean files must never need the row-by-row path
+
+            def no_fallback(*args, **kwargs):
+                raise AssertionError(f"fell back to row by row for {args[3]}")
+
+            monkeypatch.setattr(loaders, "_load_rows", no_fallback)
         for source in tables:
             load_source(
                 source,
