@@ -237,3 +237,40 @@ def test_killing_the_loader_at_any_point_then_rerunning_gives_the_exact_result(
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         for name in databases:
             conn.execute(f"drop database {name} with (force)")
+
+
+def test_an_identical_file_sent_again_is_skipped_and_a_resend_under_a_new_name_is_its_own_file(
+    wh, tmp_path
+):
+    landing = LocalLanding(tmp_path)
+    write(tmp_path, "pos/2026-11-20/TST01_1.csv", GOOD)
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=DAY)
+    write(tmp_path, "pos/2026-11-20/TST01_1.csv", GOOD)  # delivered again, same bytes
+    again = load_source("pos", warehouse_url=wh, landing=landing, business_date=DAY)
+    assert again.skipped == ["pos/2026-11-20/TST01_1.csv"] and not again.loaded
+    write(
+        tmp_path, "pos/2026-11-20/TST01_2.csv", GOOD
+    )  # re-export: a new name (supersedes in staging)
+    resent = load_source("pos", warehouse_url=wh, landing=landing, business_date=DAY)
+    assert [o.object for o in resent.loaded] == ["pos/2026-11-20/TST01_2.csv"]
+    assert rows(wh, "select _file_seq, count(*) from raw.pos_lines group by 1 order by 1") == [
+        (1, 5),
+        (2, 5),
+    ]
+
+
+def test_two_concurrent_runs_of_one_source_load_each_file_once(fresh_db_url, tmp_path):
+    landing = tmp_path / "landing"
+    for store in ["C1", "C2", "C3"]:
+        body = HEADER + "\n" + "\n".join(pos_row(i, store) for i in range(30_000)) + "\n"
+        write(landing, f"pos/2026-11-20/{store}_1.csv", body.encode())
+    apply_schema(fresh_db_url)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", LOADER, fresh_db_url, str(landing)])
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert rows(
+        fresh_db_url, "select count(*), count(distinct (_file, _line)) from raw.pos_lines"
+    ) == [(90_000, 90_000)]
+    assert rows(fresh_db_url, "select count(*) from ops.load_ledger") == [(3,)]
