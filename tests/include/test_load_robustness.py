@@ -204,14 +204,41 @@ def test_killing_the_loader_at_any_point_then_rerunning_gives_the_exact_result(
             gzip.compress(body) if n % 2 else body,
         )
 
-    def run(url, kill_after: float | None):
+    def run(url, kill_when=None) -> bool:
+        """Run the loader; with ``kill_when``, SIGKILL it as soon as that holds. True if killed."""
         proc = subprocess.Popen([sys.executable, "-c", LOADER, url, str(landing)])
-        if kill_after is None:
+        if kill_when is None:
             assert proc.wait(timeout=300) == 0
-            return
-        time.sleep(kill_after)
-        os.kill(proc.pid, signal.SIGKILL)
+            return False
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if kill_when(url):
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.005)
         proc.wait()
+        return False
+
+    def copying(min_rows: int):
+        """A COPY into the killed database is under way and has read ``min_rows``."""
+
+        def check(url):
+            name = url.rsplit("/", 1)[1]
+            return bool(
+                rows(
+                    fresh_db_url,
+                    "select 1 from pg_stat_progress_copy where datname = %s and tuples_processed >= %s",
+                    (name, min_rows),
+                )
+            )
+
+        return check
+
+    def committed(files: int):
+        return lambda url: (
+            rows(url, "select count(*) from ops.load_ledger where status = 'loaded'")[0][0] >= files
+        )
 
     databases = {}
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
@@ -219,16 +246,26 @@ def test_killing_the_loader_at_any_point_then_rerunning_gives_the_exact_result(
             conn.execute(f"create database {name}")
             databases[name] = fresh_db_url.rsplit("/", 1)[0] + f"/{name}"
             apply_schema(databases[name])
-    run(databases["reference"], None)
+    run(databases["reference"])
     expected = table_digest(databases["reference"])
     assert expected[0][0] == 240_000
 
-    partials = []
-    for kill_after in (0.3, 0.9, 1.5, 2.2, 3.0):  # before, during and between files
-        run(databases["killed"], kill_after)
-        partials.append(table_digest(databases["killed"])[0][0])
-        assert partials[-1] % 60_000 == 0, f"a file was half loaded: {partials}"
-    assert any(0 < p < 240_000 for p in partials), f"no kill landed mid-load: {partials}"
+    # Mid-COPY of the first file, just after a file committed, mid-COPY of a later file.
+    kills = [
+        copying(1),
+        copying(30_000),
+        committed(1),
+        copying(50_000),
+        committed(2),
+        copying(10_000),
+    ]
+    killed_mid_copy = 0
+    for kill_when in kills:
+        killed = run(databases["killed"], kill_when)
+        partial = table_digest(databases["killed"])[0][0]
+        assert partial % 60_000 == 0, f"a file was half loaded: {partial} rows"
+        killed_mid_copy += killed and kill_when.__name__ == "check"
+    assert killed_mid_copy >= 2, "the loader finished before it could be killed mid-file"
     run(databases["killed"], None)
     assert table_digest(databases["killed"]) == expected
     assert rows(
