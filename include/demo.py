@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import psycopg
 
@@ -22,8 +23,6 @@ def run_demo(*, history_days: int, nightly_days: int, seed: int) -> None:
     first_night = last_day - timedelta(days=nightly_days - 1)
     history_start = first_night - timedelta(days=history_days - 1)
     sim_args = dict(shop_url=cfg.shop_url, ground_truth_dir=cfg.ground_truth_dir, seed=seed)
-    from pathlib import Path
-
     simulated_to = _simulated_to(cfg.shop_url)
     started = time.monotonic()
     if simulated_to is None:

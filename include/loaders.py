@@ -258,8 +258,6 @@ SOURCES: dict[str, Source] = {
     ]
 }
 
-LANDING_SOURCES = tuple(SOURCES)
-
 
 @dataclass
 class Rejection:
@@ -276,7 +274,7 @@ class ParsedRow:
 
 
 def _open_text(raw_stream, key: str) -> io.TextIOWrapper:
-    stream = gzip.GzipFile(fileobj=raw_stream) if key.endswith(".gz") else raw_stream
+    stream = _byte_stream(raw_stream, key)
     # utf-8-sig drops the BOM some older tills write; newline="" lets csv see CRLF and
     # newlines inside quoted fields.
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")

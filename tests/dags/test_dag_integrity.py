@@ -82,3 +82,14 @@ def test_no_cycles_and_gates_guard_publication(dagbag):
         and not any(u.startswith("dbt.") for u in t.upstream_task_ids)
     ]
     assert dbt_roots and all("gate_raw" in t.upstream_task_ids for t in dbt_roots)
+
+
+def test_every_landing_source_has_its_load_task(dagbag):
+    """The DAG names the sources without importing the loaders; this keeps the two in step."""
+    from include.loaders import SOURCES
+
+    dag = dagbag.dags["crm_nightly"]
+    load_tasks = {
+        t.task_id.removeprefix("load_") for t in dag.tasks if t.task_id.startswith("load_")
+    }
+    assert load_tasks == set(SOURCES)
