@@ -72,6 +72,8 @@ def test_port_taken_moves_to_a_free_port(home):
     port = int(old_url.rsplit(":", 1)[1].split("/")[0])
     crm(home, "warehouse", "stop")
     with socket.socket() as squatter:
+        # The stopped server's connections may sit in TIME_WAIT on that port.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         crm(home, "warehouse", "start")
