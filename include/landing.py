@@ -10,7 +10,6 @@ where the zone lives.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +24,11 @@ from include.config import ConfigError
 class LandingObject:
     key: str
     size: int
-    # What the ledger compares to recognise a file it has already loaded: the sha256 of
-    # the content for a local file, "etag:<ETag>" for an S3 object.
-    checksum: str
+    # What the ledger compares to recognise a file it has already loaded: "etag:<ETag>"
+    # for an S3 object (known from the listing). None for a local file: its checksum is
+    # the sha256 of its bytes as stored, which the loader computes while it reads them
+    # (and reads up front only for a key it has loaded before, to compare).
+    checksum: str | None
 
 
 class Landing(Protocol):
@@ -52,19 +53,11 @@ class LocalLanding:
             yield LandingObject(
                 key=path.relative_to(self.root).as_posix(),
                 size=path.stat().st_size,
-                checksum=_sha256(path),
+                checksum=None,  # not read here: see LandingObject.checksum
             )
 
     def open(self, key: str) -> BinaryIO:
         return (self.root / key).open("rb")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class LandingObjectChanged(OSError):

@@ -94,7 +94,10 @@ class Ledger:
         rows_loaded: int,
         rows_quarantined: int,
         rows_skipped: int = 0,
+        checksum: str | None = None,
     ) -> LoadOutcome:
+        """Mark a load as loaded, in the load's own transaction. ``checksum``, if given, is
+        the content checksum computed while the file was read (``begin`` had none)."""
         if rows_read != rows_loaded + rows_skipped + rows_quarantined:
             raise ConservationError(
                 f"load {load_id}: read {rows_read} != loaded {rows_loaded} + skipped {rows_skipped}"
@@ -102,9 +105,9 @@ class Ledger:
             )
         source, obj = self.conn.execute(
             "update ops.load_ledger set status = 'loaded', rows_read = %s, rows_loaded = %s,"
-            " rows_skipped = %s, rows_quarantined = %s, finished_at = clock_timestamp()"
-            " where load_id = %s returning source, object",
-            (rows_read, rows_loaded, rows_skipped, rows_quarantined, load_id),
+            " rows_skipped = %s, rows_quarantined = %s, checksum = coalesce(%s, checksum),"
+            " finished_at = clock_timestamp() where load_id = %s returning source, object",
+            (rows_read, rows_loaded, rows_skipped, rows_quarantined, checksum, load_id),
         ).fetchone()
         return LoadOutcome(
             load_id, source, obj, "loaded", rows_read, rows_loaded, rows_skipped, rows_quarantined

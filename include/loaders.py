@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from include.landing import Landing, LandingObject
+from include.landing import Landing, LandingObject, LandingObjectChanged
 from include.ledger import Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
@@ -386,7 +387,8 @@ def load_source(
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ledger = Ledger(conn)
         with ledger.source_lock(source_name):
-            for obj in _candidates(conn, source, landing, business_date):
+            for listed in _candidates(conn, source, landing, business_date):
+                obj = listed
                 match = source.key_pattern.match(obj.key)
                 if not match:
                     log.warning(
@@ -399,6 +401,17 @@ def load_source(
                 if file_date and file_date > business_date:
                     continue
                 seen = ledger.loaded_checksums(source_name, obj.key)
+                if seen and obj.checksum is None:
+                    # A key loaded before: read it now to tell the same content (skip)
+                    # from new content. A new key is hashed while it is loaded.
+                    try:
+                        obj = replace(obj, checksum=_sha256(landing, obj.key))
+                    except OSError as exc:
+                        failure = f"{obj.key}: {type(exc).__name__}: {exc}"
+                        report.failed.append(
+                            ledger.record_failure(source_name, obj, file_date, failure)
+                        )
+                        continue
                 if obj.checksum in seen:
                     log.info("%s: %s already loaded; skipped", source_name, obj.key)
                     report.skipped.append(obj.key)
@@ -418,7 +431,9 @@ def load_source(
                             )
                         )
                     continue
-                outcome = _load_file(conn, ledger, source, obj, match, landing, file_date)
+                outcome = _load_file(
+                    conn, ledger, source, obj, match, landing, file_date, listed.checksum is None
+                )
                 (report.loaded if outcome.status == "loaded" else report.failed).append(outcome)
                 log.info("%s", outcome.describe())
             if source_name == "pos":
@@ -497,7 +512,16 @@ def record_pos_gaps(conn, business_date: date) -> None:
     )
 
 
-def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, landing, file_date):
+def _load_file(
+    conn,
+    ledger: Ledger,
+    source: Source,
+    obj: LandingObject,
+    match,
+    landing,
+    file_date,
+    hash_content: bool,
+):
     """Load one file in one transaction: the COPY fast path, else row by row.
 
     The fast path streams the file's bytes straight into COPY (the server
@@ -507,21 +531,38 @@ def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, 
     file is loaded again row by row, which quarantines each bad row with its
     reason. Either way the rows, the quarantine and the ledger row commit
     together, or none of them.
+
+    With ``hash_content`` (a landing that gives no checksum when listing), the
+    ledger's checksum is the sha256 of the bytes read by the path that loaded
+    the file, written to the ledger row before commit. If ``obj`` already has
+    one (hashed up front), the bytes read must match it.
     """
     path_values = source.path_columns(match)
+    file = _LandingFile(landing, obj.key, hash_content)
     try:
         with conn.transaction():
             load_id = ledger.begin(source.name, obj, file_date)
             _prepare_session(conn)
             lineage = {**path_values, "_load_id": load_id, "_file": obj.key}
-            fast = _copy_fast(conn, source, landing, obj.key, lineage)
+            fast = _copy_fast(conn, source, file, lineage)
             if fast is not None:
-                return ledger.finish(load_id, rows_read=fast, rows_loaded=fast, rows_quarantined=0)
-            read, loaded, quarantined = _load_rows(
-                conn, source, landing, obj.key, load_id, path_values
-            )
+                read = loaded = fast
+                quarantined = 0
+            else:
+                read, loaded, quarantined = _load_rows(conn, source, load_id, file, path_values)
+            if hash_content and file.sha256 is None:
+                raise RuntimeError(f"{obj.key}: loaded without computing its checksum")
+            if obj.checksum is not None and file.sha256 not in (None, obj.checksum):
+                raise LandingObjectChanged(
+                    f"{obj.key} changed while it was loaded (sha256 {obj.checksum} before,"
+                    f" {file.sha256} as read)"
+                )
             return ledger.finish(
-                load_id, rows_read=read, rows_loaded=loaded, rows_quarantined=quarantined
+                load_id,
+                rows_read=read,
+                rows_loaded=loaded,
+                rows_quarantined=quarantined,
+                checksum=file.sha256,
             )
     except (
         FileRejected,
@@ -532,7 +573,75 @@ def _load_file(conn, ledger: Ledger, source: Source, obj: LandingObject, match, 
         OSError,
     ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        if obj.checksum is None and hash_content:
+            # As for a file listed with its checksum: the failed version is identified.
+            with contextlib.suppress(OSError):
+                obj = replace(obj, checksum=_sha256(landing, obj.key))
         return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")
+
+
+def _sha256(landing: Landing, key: str) -> str:
+    """The sha256 of a landing file's bytes as stored (compressed, for a .gz file)."""
+    digest = hashlib.sha256()
+    with landing.open(key) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A raw stream that feeds every byte read from ``raw`` to a sha256."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if hasattr(self._raw, "readinto"):
+            n = self._raw.readinto(buffer)
+        else:
+            data = self._raw.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+        return n
+
+    def hexdigest_of_all(self) -> str:
+        """The checksum of the whole file: also hashes what the consumer left unread."""
+        for chunk in iter(lambda: self._raw.read(1 << 20), b""):
+            self._digest.update(chunk)
+        return self._digest.hexdigest()
+
+
+class _LandingFile:
+    """One landing file to read, possibly twice (the fast path, then row by row).
+
+    With ``hashed``, each read goes through a sha256 of the raw bytes, and
+    ``sha256`` is the checksum of the last read that got to the end without
+    an error: the read whose rows are loaded.
+    """
+
+    def __init__(self, landing: Landing, key: str, hashed: bool):
+        self.landing, self.key, self.hashed = landing, key, hashed
+        self.sha256: str | None = None
+
+    def __repr__(self) -> str:
+        return self.key
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Any]:
+        with self.landing.open(self.key) as raw:
+            if not self.hashed:
+                yield raw
+                return
+            hashing = _HashingReader(raw)
+            with io.BufferedReader(hashing, buffer_size=1 << 20) as stream:
+                yield stream
+                self.sha256 = hashing.hexdigest_of_all()
 
 
 def _prepare_session(conn) -> None:
@@ -573,17 +682,23 @@ def _byte_stream(raw_stream, key: str):
     return gzip.GzipFile(fileobj=raw_stream) if key.endswith(".gz") else raw_stream
 
 
-def _copy_fast(conn, source: Source, landing, key: str, lineage: dict[str, Any]) -> int | None:
+class _NotFast(Exception):
+    """The fast path cannot load this file as it is: load it row by row."""
+
+
+def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]) -> int | None:
     """COPY the file as it is; the number of rows, or None to load it row by row."""
     try:
-        with conn.transaction(), landing.open(key) as raw_stream:
-            stream = _byte_stream(raw_stream, key)
+        with conn.transaction(), file.open() as raw_stream:
+            stream = _byte_stream(raw_stream, file.key)
             if source.fmt == "csv":
                 return _copy_csv(conn, source, stream, lineage)
             return _copy_jsonl(conn, source, stream, lineage)
-    except psycopg.Error as exc:
+    except (psycopg.Error, _NotFast) as exc:
         log.info(
-            "%s: COPY rejected the file (%s); loading row by row", key, str(exc).splitlines()[0]
+            "%s: the COPY fast path rejected the file (%s); loading row by row",
+            file.key,
+            str(exc).splitlines()[0],
         )
         return None
 
@@ -668,15 +783,16 @@ def _copy_jsonl(conn, source: Source, stream, lineage: dict[str, Any]) -> int:
 
 
 def _load_rows(
-    conn, source: Source, landing, key: str, load_id: int, path_values
+    conn, source: Source, load_id: int, file: _LandingFile, path_values
 ) -> tuple[int, int, int]:
     """Parse and type each row in Python; bad rows go to quarantine with the reason."""
+    key = file.key
     parse = parse_csv if source.fmt == "csv" else parse_jsonl
     base_cols = [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
     cols = base_cols + list(path_values) + ["_load_id", "_file", "_line"]
     read = loaded = 0
     rejections: list[Rejection] = []
-    with landing.open(key) as raw_stream, conn.cursor() as cur:
+    with file.open() as raw_stream, conn.cursor() as cur:
         text = _open_text(raw_stream, key)
         with cur.copy(f"copy {source.table} ({', '.join(cols)}) from stdin") as copy:
             for item in parse(source, text):
