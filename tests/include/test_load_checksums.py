@@ -230,3 +230,113 @@ def test_a_store_master_that_changes_while_it_is_loaded_is_not_loaded(wh, tmp_pa
         ("loaded", hashlib.sha256(v1).hexdigest()),
         ("loaded", hashlib.sha256(v3).hexdigest()),
     ]
+
+
+# -- the JSON lines fast path against the row-by-row path ---------------------------------
+# Each case is one web file: its lines, and whether the fast path may load it itself.
+JSON_CASES = {
+    "00": ([json.dumps(event(1, referrer="", customer_id=7, sku=None))], True),
+    "01": (  # BOM, CRLF, blank and white-space lines, leading spaces, an unknown field
+        [
+            "\ufeff" + json.dumps(event(1)) + "\r",
+            "",
+            "   \t",
+            "  " + json.dumps(event(2, consent_mode={"ads": False})) + "  \r",
+            json.dumps(event(3, event_id=event(3)["event_id"].upper())),
+        ],
+        True,
+    ),
+    "02": ([json.dumps(event(1, event_ts="2026-11-20T09:00:00+0800"))], True),
+    "03": ([json.dumps(event(1, customer_id="8"))], True),
+    "04": ([json.dumps(event(1)), json.dumps(event(2, page_url=True))], False),
+    "05": ([json.dumps(event(1, customer_id=7.5))], False),
+    "06": ([json.dumps(event(1, referrer={"a": 1})), json.dumps(event(2))], False),
+    "07": ([json.dumps(event(1, event_ts="2026-11-20 01:00:00"))], False),
+    "08": ([json.dumps(event(1, event_type=""))], False),
+    "09": ([json.dumps({k: v for k, v in event(1).items() if k != "event_id"})], False),
+    "10": ([json.dumps(event(1)), "[1, 2]", "null", json.dumps(event(2))], False),
+    "11": ([json.dumps(event(1)) + "\r\r", json.dumps(event(2))], False),
+    "12": ([json.dumps(event(1, customer_id="x"))], False),
+    "13": ([json.dumps(event(1)) + " x", json.dumps(event(2))], False),
+    "14": ([json.dumps(event(1, event_ts=20261120))], False),
+}
+COMPLAINTS = {
+    "2026-11-19": [
+        {
+            "ticket_id": "CS-1",
+            "created_at": "2026-11-19T01:00:00Z",
+            "updated_at": "2026-11-19T02:00:00+08:00",
+            "status": "new",
+            "customer": {"email": "a@x.com", "phone": ""},
+            "satisfaction_score": 4,
+            "sentiment": "calm",
+        },
+        {
+            "ticket_id": "CS-2",
+            "created_at": "2026-11-19T01:00:00Z",
+            "updated_at": "2026-11-19T02:00:00Z",
+            "status": "new",
+            "customer": "not an object",
+        },
+    ],
+    "2026-11-20": [
+        {
+            "ticket_id": "CS-3",
+            "created_at": "2026-11-20T01:00:00Z",
+            "updated_at": "2026-11-20T02:00:00Z",
+            "status": "new",
+            "customer": {"email": ["not", "text"]},
+        }
+    ],
+}
+
+
+def test_json_fast_path_lands_what_row_by_row_lands(fresh_db_url, tmp_path, monkeypatch):
+    for hour, (lines, _) in JSON_CASES.items():
+        write(tmp_path, f"web/2026-11-20/{hour}.jsonl.gz", gzip.compress("\n".join(lines).encode()))
+    for day, tickets in COMPLAINTS.items():
+        write(tmp_path, f"complaints/{day}.jsonl", jsonl(*tickets))
+
+    tables = {
+        "raw.web_events": "select (to_jsonb(r) - '_load_id')::text from raw.web_events r order by 1",
+        "raw.complaint_tickets": "select (to_jsonb(r) - '_load_id')::text from raw.complaint_tickets r order by 1",
+        "quarantine": "select object, line_no, field, reason, raw_content from quarantine.rejected_rows order by 1, 2",
+        "ledger": "select object, checksum, rows_read, rows_loaded, rows_quarantined from ops.load_ledger order by 1",
+    }
+    results, slow = {}, []
+    for mode in ("fast", "rows"):
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"create database {mode}_db")
+        url = fresh_db_url.rsplit("/", 1)[0] + f"/{mode}_db"
+        apply_schema(url)
+        monkeypatch.undo()
+        if mode == "rows":
+            monkeypatch.setattr(loaders, "_copy_fast", lambda *a, **k: None)
+        else:
+            real = loaders._load_rows
+
+            def spy(conn, source, load_id, file, path_values, real=real):
+                slow.append(file.key)
+                return real(conn, source, load_id, file, path_values)
+
+            monkeypatch.setattr(loaders, "_load_rows", spy)
+        for source in ("web", "complaints"):
+            load_source(
+                source, warehouse_url=url, landing=LocalLanding(tmp_path), business_date=DAY
+            )
+        results[mode] = {name: rows(url, query) for name, query in tables.items()}
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"drop database {mode}_db with (force)")
+
+    for name in tables:
+        fast, by_row = results["fast"][name], results["rows"][name]
+        assert fast == by_row, "\n".join(
+            [name, *map(str, fast), "-- row by row:", *map(str, by_row)]
+        )
+    assert sorted(slow) == sorted(
+        [f"web/2026-11-20/{hour}.jsonl.gz" for hour, (_, fast) in JSON_CASES.items() if not fast]
+        + ["complaints/2026-11-20.jsonl"]
+    )
+    web = results["fast"]["raw.web_events"]
+    assert any('"referrer": null' in r[0] and '"customer_id": 7' in r[0] for r in web)
+    assert any('"extra": {"consent_mode": {"ads": false}}' in r[0] for r in web)
