@@ -9,9 +9,14 @@ POS CSV and web JSONL.gz files as SOURCES.md (2a, 2d) describes them, and
 loads the same files into the same raw table with each method, one method per
 subprocess so that each method's peak RSS is its own (VmHWM of that child and
 of its children, e.g. ``gzip`` under ``psql``; see ``Bench._spawn``).
-The table is truncated and the server checkpointed between methods. Every
-method's result is checked: row count and content fingerprints (sums and
+The table is truncated and the server checkpointed between runs. Every
+run's result is checked: row count and content fingerprints (sums and
 non-null counts) must equal what the generator wrote, or the run fails.
+
+The fast methods (ours, the bare COPY variants, psql) run ``--repeat`` times
+each (default 3), interleaved round by round, and the table reports the median
+rows/s with the range; one run of them varies by 20-35% on a small shared VM.
+pandas and Airflow run once. ``--fast-only`` skips them (for a quick look).
 
 The loader is being rewritten while this benchmark exists, so ``include/`` is
 copied once at start (working tree, and ``HEAD`` when they differ): every
@@ -32,12 +37,13 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -332,6 +338,7 @@ def _restore_sql(saved: dict[str, str | None]) -> str:
     return f"alter table raw.pos_lines {', '.join(parts)}"
 
 
+PSQL_LABEL = "psql \\copy (gz via `from program 'gzip -dc'`)"
 POS_COPY = (
     f"copy raw.pos_lines ({', '.join(POS_COLS)}) from {{src}}"
     f" (format csv, header true, force_null ({', '.join(POS_COLS)}))"
@@ -653,20 +660,23 @@ class Result:
     total_rows: int = 0
     baseline: bool = False  # the "bare COPY" row the % column divides by
     to_sql_default: bool = False
+    runs: list[float] = field(default_factory=list)  # rows/s of each run, in round order
 
     @property
     def rows_s(self) -> float:
-        return self.rows / self.seconds
+        """The median over the runs of a repeated (fast) method; else the one run's."""
+        return statistics.median(self.runs) if self.runs else self.rows / self.seconds
 
     @property
     def mb_s(self) -> float:
-        return self.mb / self.seconds
+        return self.mb * self.rows_s / self.rows
 
 
 class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path):
         self.args, self.tmp = args, tmp
         self.results: list[Result] = []
+        self.n_runs = 0  # names the children's spec, result and log files
         self.mem: list[tuple[str, int, float, float, float]] = []
         self.mem_files: dict[int, list[InputFile]] = {}
         self.log_dir = tmp / "logs"
@@ -814,8 +824,10 @@ class Bench:
             raise SystemExit(f"{name} imported {result['include']}, not the snapshot")
         return result, rss
 
-    def measure(self, dataset: str, label: str, files: list[InputFile], spec: dict, which: str = "wt", **flags) -> None:  # fmt: skip
-        name = f"{dataset}-{len(self.results):02d}"
+    def run(self, dataset: str, label: str, files: list[InputFile], spec: dict, which: str = "wt") -> tuple[dict, float]:  # fmt: skip
+        """One run of a method in its child process, on an emptied table; checked. (result, RSS MB)."""
+        self.n_runs += 1
+        name = f"{dataset}-{self.n_runs:02d}"
         print(f"# {dataset}: {label} ...", file=sys.stderr, flush=True)
         self.reset(which, dataset)
         spec = {
@@ -828,24 +840,56 @@ class Bench:
             **spec,
         }
         result, rss = self.child(name, spec, which)
-        self.record(dataset, label, files, result, rss, which, **flags)
+        self.check(which, dataset, label, files, result, rss)
+        return result, rss
 
-    def record(self, dataset, label, files, result, rss, which="wt", **flags) -> None:
+    def check(self, which, dataset, label, files, result, rss) -> None:
         done = files[: result["files_done"]]
         self.verify(which, dataset, done, label)
         if result["rows"] != sum(f.rows for f in done):
             raise SystemExit(f"{label}: reported {result['rows']} rows, files have {sum(f.rows for f in done)}")  # fmt: skip
+        print(f"#   {result['rows']:,} rows in {result['seconds']:.1f} s = {result['rows'] / result['seconds']:,.0f} rows/s, peak RSS {rss:.0f} MB" + (" (sampled)" if result["sampled"] else ""), file=sys.stderr)  # fmt: skip
+
+    def measure(self, dataset: str, label: str, files: list[InputFile], spec: dict, which: str = "wt", **flags) -> None:  # fmt: skip
+        """A slow method: one run."""
+        result, rss = self.run(dataset, label, files, spec, which)
+        self.record(dataset, label, files, [(result, rss)], **flags)
+
+    def measure_fast(self, dataset: str, files: list[InputFile], methods: list[tuple]) -> None:
+        """The fast methods, ``--repeat`` runs each, interleaved (a, b, c, a, b, c, ...).
+
+        ``methods`` holds (label, run, flags), ``run()`` doing one checked run. Each
+        method is reported with the median of its runs' rows/s: on a small shared VM
+        one run of a fast method varies by 20-35%, and interleaving spreads slow
+        phases of the machine over all methods alike.
+        """
+        samples: dict[str, list] = {label: [] for label, _, _ in methods}
+        for round_no in range(1, self.args.repeat + 1):
+            print(f"# {dataset}: round {round_no} of {self.args.repeat}", file=sys.stderr, flush=True)  # fmt: skip
+            for label, run, _ in methods:
+                samples[label].append(run())
+        for label, _, flags in methods:
+            self.record(dataset, label, files, samples[label], **flags)
+
+    def record(self, dataset, label, files, samples: list[tuple[dict, float]], **flags) -> None:
+        results = [result for result, _ in samples]
+        if len({(r["rows"], r["files_done"]) for r in results}) != 1:
+            raise SystemExit(f"{label}: runs loaded different rows: {results}")
+        first = results[0]
+        done = files[: first["files_done"]]
         r = Result(
-            dataset, label, result["rows"], result["seconds"], sum(f.raw_bytes for f in done) / MB,
-            rss, result["sampled"], sum(f.rows for f in files), **flags,
+            dataset, label, first["rows"], statistics.median(r["seconds"] for r in results),
+            sum(f.raw_bytes for f in done) / MB, max(rss for _, rss in samples), first["sampled"],
+            sum(f.rows for f in files), **flags,
+            runs=[r["rows"] / r["seconds"] for r in results] if len(results) > 1 else [],
         )  # fmt: skip
         self.results.append(r)
-        print(f"#   {r.rows:,} rows in {r.seconds:.1f} s = {r.rows_s:,.0f} rows/s, peak RSS {rss:.0f} MB" + (" (sampled)" if r.sampled else ""), file=sys.stderr)  # fmt: skip
+        if r.runs:
+            print(f"#   {label}: median {r.rows_s:,.0f} rows/s of {len(r.runs)} runs", file=sys.stderr)  # fmt: skip
 
-    def measure_psql(self, files: list[InputFile]) -> None:
+    def run_psql(self, files: list[InputFile]) -> tuple[dict, float]:
         """psql \\copy per file; gz files through `gzip -dc` (\\copy ... from program), timed."""
-        label = "psql \\copy (gz via `from program 'gzip -dc'`)"
-        print(f"# pos: {label} ...", file=sys.stderr, flush=True)
+        print(f"# pos: {PSQL_LABEL} ...", file=sys.stderr, flush=True)
         self.reset("wt", "pos")
         lines = ["\\set ON_ERROR_STOP on"]
         for i, f in enumerate(files, start=1):
@@ -861,7 +905,8 @@ class Bench:
         if code != 0:
             raise SystemExit(f"psql failed: {(self.log_dir / 'pos-psql.log').read_text()[-3000:]}")
         result = {"rows": sum(f.rows for f in files), "files_done": len(files), "seconds": wall, "sampled": False}  # fmt: skip
-        self.record("pos", label, files, result, rss)
+        self.check("wt", "pos", PSQL_LABEL, files, result, rss)
+        return result, rss
 
     def memory_check(self, sizes: list[int], first_day: date) -> None:
         """Ours on one POS file of each size: peak RSS should not grow with the file."""
@@ -884,10 +929,10 @@ class Bench:
     def table(self, dataset: str) -> str:
         rows = [r for r in self.results if r.dataset == dataset]
         base = next(r for r in rows if r.baseline)
-        to_sql = next(r for r in rows if r.to_sql_default)
+        to_sql = next((r for r in rows if r.to_sql_default), None)
         out = [
-            "| method | rows | seconds | rows/s | MB/s | peak RSS MB | % of bare COPY throughput | x to_sql(default) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | runs | rows | seconds | rows/s | MB/s | peak RSS MB | % of bare COPY throughput | x to_sql(default) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             label = r.label + (f" (sampled {r.rows:,} rows)" if r.sampled else "")
@@ -895,10 +940,16 @@ class Bench:
             if r.sampled:
                 seconds += f" (≈{r.total_rows / r.rows_s:,.0f} for {r.total_rows:,})"
             label += " **[baseline]**" if r.baseline else ""
+            runs = f"median of {len(r.runs)} ({min(r.runs):,.0f}–{max(r.runs):,.0f} rows/s)" if r.runs else "1"  # fmt: skip
+            x_to_sql = f"{r.rows_s / to_sql.rows_s:.1f}" if to_sql else "–"
             out.append(
-                f"| {label} | {r.rows:,} | {seconds} | {r.rows_s:,.0f} | {r.mb_s:.1f} | {r.rss_mb:.0f}"
-                f" | {100 * r.rows_s / base.rows_s:.0f}% | {r.rows_s / to_sql.rows_s:.1f} |"
+                f"| {label} | {runs} | {r.rows:,} | {seconds} | {r.rows_s:,.0f} | {r.mb_s:.1f} | {r.rss_mb:.0f}"
+                f" | {100 * r.rows_s / base.rows_s:.0f}% | {x_to_sql} |"
             )
+        for r in rows:
+            if r.label.startswith("ours") and r.runs and len(r.runs) == len(base.runs):
+                paired = ", ".join(f"{100 * a / b:.0f}%" for a, b in zip(r.runs, base.runs, strict=True))  # fmt: skip
+                out.append(f"\n{r.label}, run by run against the baseline's run of the same round: {paired}.")  # fmt: skip
         return "\n".join(out)
 
 
@@ -924,6 +975,8 @@ def main() -> None:
     p.add_argument("--max-method-seconds", type=float, default=120, help="a method projected to take longer than this at full size is stopped after --sample-rows and extrapolated")  # fmt: skip
     p.add_argument("--commit-every", type=int, default=1000, help="PostgresHook.insert_rows commit_every")  # fmt: skip
     p.add_argument("--mem-sizes", default="100000,1000000", help="POS file sizes for the memory check")  # fmt: skip
+    p.add_argument("--repeat", type=int, default=3, help="runs of each fast method (ours, bare COPY, psql), interleaved; the median is reported")  # fmt: skip
+    p.add_argument("--fast-only", action="store_true", help="skip pandas and Airflow")
     p.add_argument("--no-head", action="store_true", help="measure only the working tree's loader")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -953,21 +1006,30 @@ def main() -> None:
         web_day = max(f.key.split("/")[1] for f in web)
         whiches = list(bench.snap)[::-1]  # HEAD first, then the working tree
 
-        for which in whiches:
-            bench.measure("pos", bench.ours_label(which), pos, {**common, "method": "ours", "business_date": pos_day}, which)  # fmt: skip
-        bench.measure("pos", "bare psycopg COPY (csv bytes streamed, per-file column defaults)", pos, {**common, "method": "bare_pos"}, baseline=True)  # fmt: skip
-        bench.measure_psql(pos)
-        bench.measure("pos", "pandas read_csv + to_sql (default)", pos, {**common, "method": "pandas_pos", "how": "default"}, to_sql_default=True)  # fmt: skip
-        bench.measure("pos", "pandas read_csv + to_sql (method='multi', chunksize=1000)", pos, {**common, "method": "pandas_pos", "how": "multi"})  # fmt: skip
-        bench.measure("pos", f"Airflow PostgresHook.insert_rows (commit_every={args.commit_every})", pos, {**common, "method": "airflow"})  # fmt: skip
+        def fast(dataset: str, files: list[InputFile], label: str, spec: dict, which: str = "wt", **flags) -> tuple:  # fmt: skip
+            return (
+                label,
+                lambda: bench.run(dataset, label, files, {**common, **spec}, which),
+                flags,
+            )
 
-        for which in whiches:
-            bench.measure("web", bench.ours_label(which), web, {**common, "method": "ours", "business_date": web_day}, which)  # fmt: skip
-        bench.measure("web", "bare psycopg COPY, server-side JSON (lines COPY'd to a temp jsonb table + INSERT ... SELECT jsonb_populate_record)", web, {**common, "method": "bare_web_server"})  # fmt: skip
-        bench.measure("web", "bare psycopg COPY, Python json.loads + copy.write_row", web, {**common, "method": "bare_web_python"})  # fmt: skip
-        bench.measure("web", "pandas read_json(lines=True) + to_sql (default)", web, {**common, "method": "pandas_web", "how": "default"}, to_sql_default=True)  # fmt: skip
-        bench.measure("web", "pandas read_json(lines=True) + to_sql (method='multi', chunksize=1000)", web, {**common, "method": "pandas_web", "how": "multi"})  # fmt: skip
-        bench.measure("web", f"Airflow PostgresHook.insert_rows (commit_every={args.commit_every})", web, {**common, "method": "airflow"})  # fmt: skip
+        pos_fast = [fast("pos", pos, bench.ours_label(w), {"method": "ours", "business_date": pos_day}, w) for w in whiches]  # fmt: skip
+        pos_fast.append(fast("pos", pos, "bare psycopg COPY (csv bytes streamed, per-file column defaults)", {"method": "bare_pos"}, baseline=True))  # fmt: skip
+        pos_fast.append((PSQL_LABEL, lambda: bench.run_psql(pos), {}))
+        bench.measure_fast("pos", pos, pos_fast)
+        if not args.fast_only:
+            bench.measure("pos", "pandas read_csv + to_sql (default)", pos, {**common, "method": "pandas_pos", "how": "default"}, to_sql_default=True)  # fmt: skip
+            bench.measure("pos", "pandas read_csv + to_sql (method='multi', chunksize=1000)", pos, {**common, "method": "pandas_pos", "how": "multi"})  # fmt: skip
+            bench.measure("pos", f"Airflow PostgresHook.insert_rows (commit_every={args.commit_every})", pos, {**common, "method": "airflow"})  # fmt: skip
+
+        web_fast = [fast("web", web, bench.ours_label(w), {"method": "ours", "business_date": web_day}, w) for w in whiches]  # fmt: skip
+        web_fast.append(fast("web", web, "bare psycopg COPY, server-side JSON (lines COPY'd to a temp jsonb table + INSERT ... SELECT jsonb_populate_record)", {"method": "bare_web_server"}))  # fmt: skip
+        web_fast.append(fast("web", web, "bare psycopg COPY, Python json.loads + copy.write_row", {"method": "bare_web_python"}))  # fmt: skip
+        bench.measure_fast("web", web, web_fast)
+        if not args.fast_only:
+            bench.measure("web", "pandas read_json(lines=True) + to_sql (default)", web, {**common, "method": "pandas_web", "how": "default"}, to_sql_default=True)  # fmt: skip
+            bench.measure("web", "pandas read_json(lines=True) + to_sql (method='multi', chunksize=1000)", web, {**common, "method": "pandas_web", "how": "multi"})  # fmt: skip
+            bench.measure("web", f"Airflow PostgresHook.insert_rows (commit_every={args.commit_every})", web, {**common, "method": "airflow"})  # fmt: skip
         # The web baseline is the faster of the two bare variants.
         bare_web = [r for r in bench.results if r.dataset == "web" and r.label.startswith("bare")]
         max(bare_web, key=lambda r: r.rows_s).baseline = True
@@ -988,6 +1050,7 @@ def main() -> None:
     print(f"- Code measured: git {bench.commit}; include/ working tree: {state}")
     print(size_line("POS input", pos))
     print(size_line("Web input", web))
+    print(f"- Runs: the fast methods (ours, bare COPY, psql) {args.repeat} times each, interleaved, reporting the median rows/s; pandas and Airflow once" + (" (skipped: --fast-only)" if args.fast_only else ""))  # fmt: skip
     print(f"- Slow methods: stopped after >= {args.sample_rows:,} rows when projected over {args.max_method_seconds:.0f} s at full size; rows/s extrapolated")  # fmt: skip
     for dataset, title in (
         ("pos", "POS lines -> raw.pos_lines"),
