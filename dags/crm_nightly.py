@@ -30,6 +30,10 @@ interval, midnight to midnight Asia/Hong_Kong).
   `crm run --date <business date>` or `dbt build --select <model>` from
   `dbt_project/`.
 - Re-running any task or the whole run for the same date changes nothing.
+- Backfill: `airflow backfill create --dag-id crm_nightly --from-date D1
+  --to-date D2 --reprocess-behavior completed` (locally:
+  `crm run --date D1 --days N`); end it at the latest night so the marts are
+  current again.
 
 Owner: data engineering. Schedule: daily at 00:00 Hong Kong time for the day
 that just ended.

@@ -399,7 +399,10 @@ def load_source(
                         obj.key,
                     )
                     continue
-                file_date = source.business_date(match)
+                # The business date a load belongs to: the file's own date, or for an
+                # undated file (the store master) the run that loaded it. Staging reads
+                # it to build each night from what was known by then.
+                file_date = source.business_date(match) or business_date
                 if file_date and file_date > business_date:
                     continue
                 seen = ledger.loaded_checksums(source_name, obj.key)

@@ -27,3 +27,28 @@
         {{ col }} <= '{{ value }}'::date
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    A predicate for raw rows: only what was known by the end of the business
+    date, `<load_id_col> in (loads of files dated up to D, or extracted by
+    the runs up to D)` when the var is set, else `true`.
+
+    Everything a night builds depends only on this, never on when it runs: a
+    backfill or re-run of day D after later days were loaded rebuilds exactly
+    what D's night built (later order statuses, late events in later files
+    and newer store masters stay out). The ledger's business_date is the file
+    date for dated files and the run's date for extracts and undated files.
+-#}
+{% macro known_by_business_date(load_id_col='_load_id') -%}
+    {#- source() is called unconditionally so that dbt records the dependency at parse time -#}
+    {%- set ledger = source('ops', 'load_ledger') -%}
+    {%- set value = business_date() -%}
+    {%- if value is none -%}
+        true
+    {%- else -%}
+        {{ load_id_col }} in (
+            select load_ledger.load_id from {{ ledger }} as load_ledger
+            where load_ledger.business_date <= '{{ value }}'::date
+        )
+    {%- endif -%}
+{%- endmacro %}

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('complaints', 'tickets') }}
+    where {{ known_by_business_date() }}
 
 ),
 

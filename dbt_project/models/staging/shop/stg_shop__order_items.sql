@@ -5,6 +5,7 @@ source as (
     -- lines never change once the order is placed: raw holds one row per
     -- (order_id, line_no) (its primary key), so there is nothing to dedupe
     select * from {{ source('shop', 'order_items') }}
+    where {{ known_by_business_date() }}
 
 ),
 

@@ -5,6 +5,7 @@ source as (
     -- an event log, not versioned rows: raw's primary key
     -- (order_id, status, changed_at) already makes every row unique
     select * from {{ source('shop', 'order_status_history') }}
+    where {{ known_by_business_date() }}
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('stores', 'stores') }}
+    where {{ known_by_business_date() }}
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('web', 'events') }}
+    where {{ known_by_business_date() }}
 
 ),
 
