@@ -1,0 +1,85 @@
+{{ config(schema='intermediate') }}
+
+-- The management metrics (macros/metrics_management.sql) of every day, ISO
+-- week (Monday start) and calendar month, per channel and for both channels
+-- together (channel 'total'), one row per period and channel with sales.
+-- The long form behind rpt_channel_comparison and rpt_daily_kpis.
+with
+
+sales as (
+
+    select * from {{ ref('fct_sales') }}
+
+),
+
+period_types as (
+
+    select period_types.period_type
+    from (values ('day'), ('week'), ('month')) as period_types (period_type)
+
+),
+
+lines_by_channel as (
+
+    -- every line twice: once for its own channel, once for the total
+    select
+        sales.*,
+        sales.channel as reporting_channel
+
+    from sales
+
+    union all
+
+    select
+        sales.*,
+        'total' as reporting_channel
+
+    from sales
+
+),
+
+lines_by_period as (
+
+    select
+        lines_by_channel.*,
+        period_types.period_type,
+        date_trunc(period_types.period_type, lines_by_channel.business_date)::date as period_start
+
+    from lines_by_channel
+    cross join period_types
+
+),
+
+metrics as (
+
+    {{ metrics_by('lines_by_period', ['period_type', 'period_start', 'reporting_channel']) }}
+
+),
+
+final as (
+
+    select
+        metrics.period_type,
+        metrics.period_start,
+        (
+            metrics.period_start
+            + ('1 ' || metrics.period_type)::interval
+            - interval '1 day'
+        )::date as period_end,
+        metrics.reporting_channel as channel,
+
+        metrics.revenue,
+        metrics.orders,
+        metrics.walk_in_orders,
+        metrics.customers,
+        metrics.repeat_customers,
+        metrics.average_order_value,
+        metrics.repeat_rate,
+
+        {{ metrics_as_of_date(ref('fct_sales')) }} as as_of_date
+
+    from metrics
+
+)
+
+select * from final
