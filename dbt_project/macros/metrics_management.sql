@@ -156,6 +156,15 @@
 {%- endmacro %}
 
 {#-
+    The reporting periods, as a from-clause item with one column
+    period_type: day, week (ISO, Monday start) and month, each a valid
+    date_trunc() unit. Periods are of Hong Kong business dates.
+-#}
+{% macro metrics_period_types() -%}
+    (values ('day'), ('week'), ('month')) as period_types (period_type)
+{%- endmacro %}
+
+{#-
     The as-of date of a nightly reporting table: the run's business date,
     or, when var('business_date') is unset, the latest business_date in
     `relation`.

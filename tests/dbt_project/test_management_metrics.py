@@ -77,7 +77,8 @@ def load_sample(conn: psycopg.Connection, today: date) -> None:
         (7003, 2002, hk(today, "12:00"), "cancelled", hk(today, "12:30")),  # not a sale
         (7004, 2002, hk(today, "18:00"), "paid", hk(today, "18:00")),
         (7005, 2003, hk(yesterday, "23:50"), "paid", hk(yesterday, "23:50")),  # yesterday
-        (7006, 2003, hk(today, "00:10"), "paid", hk(today, "00:10")),  # today in HK, yesterday in UTC
+        # 00:10 in Hong Kong is still yesterday in UTC: it belongs to today
+        (7006, 2003, hk(today, "00:10"), "paid", hk(today, "00:10")),
         (7007, 2002, hk(today, "19:00"), "paid", hk(today, "19:00")),  # a free item only: no order
     ]
     conn.cursor().executemany(
@@ -154,15 +155,19 @@ def metrics_of(conn: psycopg.Connection, sql: str, params: dict) -> dict:
     return dict(zip([c.name for c in cur.description], row, strict=True))
 
 
-TODAY_SQL = "select business_date, {cols}, as_of, queried_at from marts.rpt_online_sales_today".format(
-    cols=", ".join(METRICS)
+TODAY_SQL = (
+    "select business_date, {cols}, as_of, queried_at from marts.rpt_online_sales_today".format(
+        cols=", ".join(METRICS)
+    )
 )
 NIGHTLY_SQL = "select {cols} from marts.rpt_daily_kpis where business_date = %(d)s".format(
     cols=", ".join(f"online_{m} as {m}" for m in METRICS) + ", total_revenue, as_of_date"
 )
 
 
-def test_today_view_agrees_with_nightly_kpis_and_is_real_time(fresh_db_url: str, tmp_path: Path) -> None:
+def test_today_view_agrees_with_nightly_kpis_and_is_real_time(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
     today = datetime.now(HK).date()
     apply_sql(fresh_db_url, FOUNDATION_SQL)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:

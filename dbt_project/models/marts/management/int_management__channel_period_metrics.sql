@@ -12,29 +12,25 @@ sales as (
 
 ),
 
-period_types as (
-
-    select period_types.period_type
-    from (values ('day'), ('week'), ('month')) as period_types (period_type)
-
-),
-
 lines_by_channel as (
 
-    -- every line twice: once for its own channel, once for the total
+    -- every line twice: once for its own channel, once for the total; only
+    -- the columns the metric macros read
     select
-        sales.*,
-        sales.channel as reporting_channel
+        sales.channel,
+        sales.order_ref,
+        sales.business_date,
+        sales.customer_key,
+        sales.net_amount,
+        sales.is_return,
+        sales.is_void,
+        case
+            when channel_scopes.scope = 'total' then 'total'
+            else sales.channel
+        end as reporting_channel
 
     from sales
-
-    union all
-
-    select
-        sales.*,
-        'total' as reporting_channel
-
-    from sales
+    cross join (values ('own'), ('total')) as channel_scopes (scope)
 
 ),
 
@@ -46,7 +42,7 @@ lines_by_period as (
         date_trunc(period_types.period_type, lines_by_channel.business_date)::date as period_start
 
     from lines_by_channel
-    cross join period_types
+    cross join {{ metrics_period_types() }}
 
 ),
 

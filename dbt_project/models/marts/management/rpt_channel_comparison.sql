@@ -46,7 +46,7 @@ period_starts as (
         date_trunc(period_types.period_type, days.business_date)::date as period_start
 
     from days
-    cross join (values ('day'), ('week'), ('month')) as period_types (period_type)
+    cross join {{ metrics_period_types() }}
 
 ),
 
@@ -75,7 +75,7 @@ customer_channels as (
         count(distinct sales.channel) as channel_count
 
     from sales
-    cross join (values ('day'), ('week'), ('month')) as period_types (period_type)
+    cross join {{ metrics_period_types() }}
     where
         sales.customer_key is not null
         and {{ metric_is_sale_line('sales') }}

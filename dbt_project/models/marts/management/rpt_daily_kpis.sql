@@ -1,6 +1,7 @@
 -- Daily KPIs per Hong Kong business date up to the as-of date: the
 -- management metrics (macros/metrics_management.sql) online, in store and
--- in total, and how many of the day's customers bought for the first time.
+-- in total, how many of the day's customers bought for the first time, and
+-- the web shop's sessions and their conversion.
 with
 
 channel_metrics as (
@@ -13,6 +14,12 @@ channel_metrics as (
 sales as (
 
     select * from {{ ref('fct_sales') }}
+
+),
+
+web_sessions as (
+
+    select * from {{ ref('fct_web_sessions') }}
 
 ),
 
@@ -65,6 +72,18 @@ new_customers as (
 
 ),
 
+web_traffic as (
+
+    select
+        web_sessions.business_date,
+        count(*) as web_sessions,
+        count(*) filter (where web_sessions.has_purchase) as purchasing_web_sessions
+
+    from web_sessions
+    group by 1
+
+),
+
 final as (
 
     select
@@ -78,6 +97,12 @@ final as (
         coalesce(new_customers.new_customers, 0) as new_customers,
         coalesce(total_metrics.customers, 0)
         - coalesce(new_customers.new_customers, 0) as returning_customers,
+
+        coalesce(web_traffic.web_sessions, 0) as web_sessions,
+        coalesce(web_traffic.purchasing_web_sessions, 0) as purchasing_web_sessions,
+        round(
+            web_traffic.purchasing_web_sessions::numeric / nullif(web_traffic.web_sessions, 0), 4
+        ) as web_conversion_rate,
 
         as_of.as_of_date
 
@@ -97,6 +122,8 @@ final as (
             and total_metrics.channel = 'total'
     left join new_customers
         on days.business_date = new_customers.business_date
+    left join web_traffic
+        on days.business_date = web_traffic.business_date
 
 )
 
