@@ -164,6 +164,11 @@
     (values ('day'), ('week'), ('month')) as period_types (period_type)
 {%- endmacro %}
 
+{#- The last business date of the period that starts on `period_start`. -#}
+{% macro metrics_period_end(period_type, period_start) -%}
+    ({{ period_start }} + ('1 ' || {{ period_type }})::interval - interval '1 day')::date
+{%- endmacro %}
+
 {#-
     The as-of date of a nightly reporting table: the run's business date,
     or, when var('business_date') is unset, the latest business_date in

@@ -57,11 +57,7 @@ final as (
     select
         metrics.period_type,
         metrics.period_start,
-        (
-            metrics.period_start
-            + ('1 ' || metrics.period_type)::interval
-            - interval '1 day'
-        )::date as period_end,
+        {{ metrics_period_end('metrics.period_type', 'metrics.period_start') }} as period_end,
         metrics.reporting_channel as channel,
 
         metrics.revenue,

@@ -55,11 +55,8 @@ periods as (
     select
         period_starts.period_type,
         period_starts.period_start,
-        (
-            period_starts.period_start
-            + ('1 ' || period_starts.period_type)::interval
-            - interval '1 day'
-        )::date as period_end
+        {{ metrics_period_end('period_starts.period_type', 'period_starts.period_start') }}
+            as period_end
 
     from period_starts
 
