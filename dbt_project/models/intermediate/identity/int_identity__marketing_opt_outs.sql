@@ -45,7 +45,7 @@ person_identifiers as (
 
     select
         person_identities.person_anchor,
-        'card' as identifier_type,
+        'loyalty_card_no' as identifier_type,
         person_identities.loyalty_card_no as identifier_value
     from person_identities
     where person_identities.loyalty_card_no is not null
@@ -84,7 +84,7 @@ request_identifiers as (
     select
         opt_out_requests.request_id,
         opt_out_requests.received_at,
-        'card' as identifier_type,
+        'loyalty_card_no' as identifier_type,
         opt_out_requests.loyalty_card_no as identifier_value
     from opt_out_requests
     where opt_out_requests.loyalty_card_no is not null

@@ -1,6 +1,7 @@
--- One row per source identity with its person_anchor and its attributes,
+-- One row per source identity (shop account, loyalty card, web cookie that
+-- logged in, complaint ticket) with its person_anchor and its attributes,
 -- so that dim_customer, pii_customer and the opt-out match read them from
--- one place.
+-- one place. Personal data: schema pii.
 with
 
 person_map as (
@@ -9,15 +10,9 @@ person_map as (
 
 ),
 
-shop_customers as (
+records as (
 
-    select * from {{ ref('stg_shop__customers') }}
-
-),
-
-loyalty_members as (
-
-    select * from {{ ref('stg_loyalty__members') }}
+    select * from {{ ref('int_identity__records') }}
 
 ),
 
@@ -27,91 +22,58 @@ blocked_identifiers as (
 
 ),
 
-shop_identities as (
-
-    select
-        person_map.identity_id,
-        person_map.person_anchor,
-        person_map.source_system,
-        shop_customers.customer_id as shop_customer_id,
-        null::text as loyalty_card_no,
-        shop_customers.full_name,
-        shop_customers.email,
-        shop_customers.phone,
-        shop_customers.date_of_birth,
-        shop_customers.district,
-        null::text as loyalty_tier,
-        shop_customers.is_marketing_opt_in,
-        shop_customers.is_deleted as is_account_closed,
-        shop_customers.created_at as first_seen_at,
-        shop_customers.updated_at
-
-    from person_map
-    inner join shop_customers
-        on person_map.source_id = shop_customers.customer_id::text
-    where person_map.source_system = 'shop'
-
-),
-
-loyalty_identities as (
-
-    select
-        person_map.identity_id,
-        person_map.person_anchor,
-        person_map.source_system,
-        null::bigint as shop_customer_id,
-        loyalty_members.card_no as loyalty_card_no,
-        loyalty_members.full_name,
-        loyalty_members.email,
-        loyalty_members.phone,
-        null::date as date_of_birth,
-        loyalty_members.district,
-        loyalty_members.loyalty_tier,
-        loyalty_members.is_marketing_opt_in,
-        false as is_account_closed,
-        coalesce(
-            {{ local_hk_to_utc('loyalty_members.joined_on::timestamp') }},
-            loyalty_members.updated_at
-        ) as first_seen_at,
-        loyalty_members.updated_at
-
-    from person_map
-    inner join loyalty_members
-        on person_map.source_id = loyalty_members.card_no
-    where person_map.source_system = 'loyalty'
-
-),
-
-identities as (
-
-    select * from shop_identities
-    union all
-    select * from loyalty_identities
-
-),
-
 final as (
 
     select
-        identities.*,
-        case identities.loyalty_tier
+        person_map.identity_id,
+        person_map.person_anchor,
+        person_map.identity_type,
+        -- same as identity_type; the name dim_customer reads
+        person_map.identity_type as source_system,
+        -- whose contact data a person's preferred contact comes from first
+        case person_map.identity_type
+            when 'shop' then 1
+            when 'loyalty' then 2
+            when 'complaint' then 3
+            when 'web' then 4
+        end as contact_preference_rank,
+        records.shop_customer_id,
+        records.loyalty_card_no,
+        records.full_name,
+        records.email,
+        records.phone,
+        records.date_of_birth,
+        records.district,
+        records.loyalty_tier,
+        records.is_marketing_opt_in,
+        records.is_account_closed,
+        records.first_seen_at,
+        records.updated_at,
+        case records.loyalty_tier
             when 'platinum' then 4
             when 'gold' then 3
             when 'silver' then 2
             when 'classic' then 1
         end as loyalty_tier_rank,
         blocked_emails.identifier_value is not null as is_email_blocked,
-        blocked_phones.identifier_value is not null as is_phone_blocked
+        blocked_phones.identifier_value is not null as is_phone_blocked,
+        blocked_cards.identifier_value is not null as is_loyalty_card_blocked
 
-    from identities
+    from person_map
+    inner join records
+        on person_map.identity_id = records.identity_id
     left join blocked_identifiers as blocked_emails
         on
             blocked_emails.identifier_type = 'email'
-            and identities.email = blocked_emails.identifier_value
+            and records.email = blocked_emails.identifier_value
     left join blocked_identifiers as blocked_phones
         on
             blocked_phones.identifier_type = 'phone'
-            and identities.phone = blocked_phones.identifier_value
+            and records.phone = blocked_phones.identifier_value
+    left join blocked_identifiers as blocked_cards
+        on
+            blocked_cards.identifier_type = 'loyalty_card_no'
+            and records.loyalty_card_no = blocked_cards.identifier_value
 
 )
 

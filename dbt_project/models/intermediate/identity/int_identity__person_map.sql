@@ -1,202 +1,175 @@
 {#-
-    First identity stitch: one row per source identity (a shop account or a
-    loyalty card) with the person it belongs to, person_anchor.
+    Who is one person: one row per source record (shop account, loyalty card,
+    web cookie that logged in, complaint ticket) with its person_anchor and
+    customer_key.
 
-    Match rules (the one place they are stated; the yml says the same):
-      1. Every shop account is its own person: 'shop:' || customer_id.
-      2. A loyalty member links to the shop account with the same normalised
-         email. If several shop accounts have that email, the smallest
-         customer_id wins.
-      3. Else it links to the shop account with the same normalised phone, but
-         only when that phone belongs to exactly one shop account AND exactly
-         one member (households share phones: a shared phone never merges).
-      4. Blocked identifiers (seed blocked_identifiers) never link.
-      5. Otherwise the member is its own person: 'loyalty:' || card_no.
-    Shop accounts are never merged with each other, nor members with members.
+    A person is a connected component of the identity graph: records are
+    nodes (int_identity__records), and records sharing a linking identifier
+    value are connected (int_identity__edges, match rules in the seed
+    identity_match_rules). Components are found by min-label propagation in
+    a recursive CTE: every record starts with its own label, its position in
+    the anchor order (shop accounts by customer_id, then loyalty cards, web
+    cookies, complaint tickets, each by id), and labels flow along edges,
+    a label only going to records later in the order; the smallest label
+    that reaches a record is its component's first record, whose identity_id
+    is the person_anchor. The anchor is thus a function of the component
+    alone: it stays the same from run to run while the component does, and
+    changes only when a merge brings in an earlier record or a split takes
+    the anchor away (DECISIONLOG.md, "Identity graph").
 -#}
-with
+with recursive
 
-shop_customers as (
+records as (
 
-    select * from {{ ref('stg_shop__customers') }}
-
-),
-
-loyalty_members as (
-
-    select * from {{ ref('stg_loyalty__members') }}
+    select * from {{ ref('int_identity__records') }}
 
 ),
 
-blocked_identifiers as (
+edges as (
 
-    select * from {{ ref('blocked_identifiers') }}
-
-),
-
-blocked_emails as (
-
-    select blocked_identifiers.identifier_value as email
-    from blocked_identifiers
-    where blocked_identifiers.identifier_type = 'email'
+    select * from {{ ref('int_identity__edges') }}
 
 ),
 
-blocked_phones as (
-
-    select blocked_identifiers.identifier_value as phone
-    from blocked_identifiers
-    where blocked_identifiers.identifier_type = 'phone'
-
-),
-
--- identifiers usable for matching: blocked values are dropped (rule 4)
-shop_keys as (
+nodes as (
 
     select
-        shop_customers.customer_id,
-        case
-            when blocked_emails.email is null then shop_customers.email
-        end as email,
-        case
-            when blocked_phones.phone is null then shop_customers.phone
-        end as phone
+        records.identity_id,
+        records.identity_type,
+        records.source_id,
+        row_number() over (
+            -- byte order, whatever the database's collation
+            order by records.anchor_rank, records.anchor_sort_key collate "C"  -- noqa: RF03
+        ) as node_id
 
-    from shop_customers
-    left join blocked_emails
-        on shop_customers.email = blocked_emails.email
-    left join blocked_phones
-        on shop_customers.phone = blocked_phones.phone
+    from records
 
 ),
 
-member_keys as (
+linking_edges as (
 
     select
-        loyalty_members.card_no,
-        case
-            when blocked_emails.email is null then loyalty_members.email
-        end as email,
-        case
-            when blocked_phones.phone is null then loyalty_members.phone
-        end as phone
+        nodes.node_id,
+        edges.identifier_type,
+        edges.identifier_value,
+        edges.rule_name
 
-    from loyalty_members
-    left join blocked_emails
-        on loyalty_members.email = blocked_emails.email
-    left join blocked_phones
-        on loyalty_members.phone = blocked_phones.phone
+    from edges
+    inner join nodes
+        on edges.identity_id = nodes.identity_id
+    where edges.is_linking
 
 ),
 
--- rule 2: same email, smallest customer_id
-email_matches as (
+-- every holder of a linking value is tied to the value's first holder:
+-- a star per value, as connected as all pairs but with one edge per holder
+identifier_hubs as (
 
     select
-        member_keys.card_no,
-        min(shop_keys.customer_id) as customer_id
+        linking_edges.identifier_type,
+        linking_edges.identifier_value,
+        min(linking_edges.node_id) as hub_node_id
 
-    from member_keys
-    inner join shop_keys
-        on member_keys.email = shop_keys.email
+    from linking_edges
+    group by 1, 2
+
+),
+
+spokes as (
+
+    select
+        linking_edges.node_id,
+        identifier_hubs.hub_node_id
+
+    from linking_edges
+    inner join identifier_hubs
+        on
+            linking_edges.identifier_type = identifier_hubs.identifier_type
+            and linking_edges.identifier_value = identifier_hubs.identifier_value
+    where linking_edges.node_id <> identifier_hubs.hub_node_id
+
+),
+
+adjacency as (
+
+    select
+        spokes.node_id as from_node_id,
+        spokes.hub_node_id as to_node_id
+    from spokes
+
+    union
+
+    select
+        spokes.hub_node_id as from_node_id,
+        spokes.node_id as to_node_id
+    from spokes
+
+),
+
+-- a label only flows to later nodes: the component's smallest label still
+-- reaches every node (each node on the way is later than it), and the
+-- recursion stays small
+label_propagation (node_id, component_label) as (
+
+    select
+        nodes.node_id,
+        nodes.node_id as component_label
+    from nodes
+
+    union
+
+    select
+        adjacency.to_node_id as node_id,
+        label_propagation.component_label
+    from label_propagation
+    inner join adjacency
+        on label_propagation.node_id = adjacency.from_node_id
+    where label_propagation.component_label < adjacency.to_node_id
+
+),
+
+components as (
+
+    select
+        label_propagation.node_id,
+        min(label_propagation.component_label) as component_label
+
+    from label_propagation
     group by 1
 
 ),
 
--- rule 3: a phone held by exactly one shop account and exactly one member
-shop_phones_held_once as (
+record_rules as (
 
-    select shop_keys.phone
-    from shop_keys
-    where shop_keys.phone is not null
+    select
+        linking_edges.node_id,
+        string_agg(distinct linking_edges.rule_name, ',' order by linking_edges.rule_name)
+            as match_rules
+
+    from linking_edges
     group by 1
-    having count(*) = 1
-
-),
-
-member_phones_held_once as (
-
-    select member_keys.phone
-    from member_keys
-    where member_keys.phone is not null
-    group by 1
-    having count(*) = 1
-
-),
-
-phone_matches as (
-
-    select
-        member_keys.card_no,
-        shop_keys.customer_id
-
-    from member_keys
-    inner join member_phones_held_once
-        on member_keys.phone = member_phones_held_once.phone
-    inner join shop_phones_held_once
-        on member_keys.phone = shop_phones_held_once.phone
-    inner join shop_keys
-        on member_keys.phone = shop_keys.phone
-
-),
-
-shop_identities as (
-
-    select
-        'shop' as source_system,
-        shop_keys.customer_id::text as source_id,
-        shop_keys.customer_id as linked_customer_id,
-        'shop_account' as match_rule
-
-    from shop_keys
-
-),
-
-loyalty_identities as (
-
-    select
-        'loyalty' as source_system,
-        member_keys.card_no as source_id,
-        coalesce(
-            email_matches.customer_id, phone_matches.customer_id
-        ) as linked_customer_id,
-        case
-            when email_matches.customer_id is not null then 'email'
-            when phone_matches.customer_id is not null then 'phone'
-            else 'none'
-        end as match_rule
-
-    from member_keys
-    left join email_matches
-        on member_keys.card_no = email_matches.card_no
-    left join phone_matches
-        on member_keys.card_no = phone_matches.card_no
-
-),
-
-identities as (
-
-    select * from shop_identities
-    union all
-    select * from loyalty_identities
 
 ),
 
 final as (
 
     select
-        identities.source_system || ':' || identities.source_id as identity_id,
-        identities.source_system,
-        identities.source_id,
-        case
-            when identities.linked_customer_id is not null
-                then 'shop:' || identities.linked_customer_id::text
-            else 'loyalty:' || identities.source_id
-        end as person_anchor,
-        identities.match_rule,
-        identities.linked_customer_id
+        nodes.identity_id,
+        nodes.identity_type,
+        nodes.source_id,
+        anchors.identity_id as person_anchor,
+        {{ pseudonymise('anchors.identity_id') }} as customer_key,
+        nodes.identity_id = anchors.identity_id as is_person_anchor,
+        count(*) over (partition by components.component_label) as person_record_count,
+        record_rules.match_rules
 
-    from identities
+    from nodes
+    inner join components
+        on nodes.node_id = components.node_id
+    inner join nodes as anchors
+        on components.component_label = anchors.node_id
+    left join record_rules
+        on nodes.node_id = record_rules.node_id
 
 )
 
