@@ -29,14 +29,19 @@
     {{ return(days) }}
 {%- endmacro %}
 
-{#- The load_ids whose rows an incremental run reprocesses (a subquery). -#}
-{% macro incremental_recent_load_ids() -%}
+{#-
+    The load_ids an incremental run need not reprocess (a subquery): loads
+    dated before the look-back window. A row whose load_id is not in it is
+    reprocessed, so a load missing from the ledger counts as recent, and an
+    empty table (no horizon) reprocesses everything.
+-#}
+{% macro incremental_settled_load_ids() -%}
     {%- set ledger = source('ops', 'load_ledger') -%}
     {%- set value = business_date() -%}
     {%- set day = "'" ~ value ~ "'::date" if value is not none else "null::date" -%}
-    select recent_loads.load_id
-    from {{ ledger }} as recent_loads
-    where recent_loads.business_date >= (
+    select settled_loads.load_id
+    from {{ ledger }} as settled_loads
+    where settled_loads.business_date < (
         select
             case
                 when max(known_loads.business_date) is null then '-infinity'::date

@@ -41,7 +41,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT = REPO / "dbt_project"
 FOUNDATION_SQL = REPO / "include" / "sql" / "001_foundation.sql"
-DBT = Path(sys.executable).parent / "dbt"
 HK = ZoneInfo("Asia/Hong_Kong")
 
 START = date(2026, 10, 1)
@@ -101,7 +100,9 @@ def simulate(*args: str) -> None:
         check=False,
     )
     _log(f"simulate {args}", t0)
-    assert result.returncode == 0, f"simulate failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"simulate failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    )
 
 
 def load_night(day: date) -> None:
@@ -116,28 +117,51 @@ def load_night(day: date) -> None:
     _log(f"load {day}", t0)
 
 
-def dbt(world: dict, *args: str) -> str:
-    parts = urlparse(world["warehouse"])
-    env = dict(os.environ)
-    env.update(
-        CRM_PG_HOST=parts.hostname or "127.0.0.1",
-        CRM_PG_PORT=str(parts.port or 5432),
-        CRM_PG_USER=unquote(parts.username or "postgres"),
-        CRM_PG_PASSWORD=unquote(parts.password or ""),
-        CRM_PG_DATABASE=parts.path.lstrip("/"),
-        CRM_CUSTOMER_KEY_SECRET="pytest-parity-secret",
-        DO_NOT_TRACK="1",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-    )
-    work = world["work"]
-    cmd = [str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
-    cmd += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    t0 = clock.monotonic()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    output = proc.stdout + proc.stderr
-    _log(f"dbt {args[:2]}", t0)
-    assert proc.returncode == 0, f"dbt {' '.join(args)} failed:\n{output[-6000:]}"
-    return output
+class Dbt:
+    """dbt in this process, on a manifest parsed once.
+
+    Every night passes a different business_date var, which makes the dbt CLI
+    parse the whole project again (about 15 s each); the models' configs do
+    not depend on it, so one parse serves every night and each run takes a
+    second or two.
+    """
+
+    def __init__(self, world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        from dbt.cli.main import dbtRunner
+
+        parts = urlparse(world["warehouse"])
+        for key, value in {
+            "CRM_PG_HOST": parts.hostname or "127.0.0.1",
+            "CRM_PG_PORT": str(parts.port or 5432),
+            "CRM_PG_USER": unquote(parts.username or "postgres"),
+            "CRM_PG_PASSWORD": unquote(parts.password or ""),
+            "CRM_PG_DATABASE": parts.path.lstrip("/"),
+            "CRM_CUSTOMER_KEY_SECRET": "pytest-parity-secret",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }.items():
+            monkeypatch.setenv(key, value)
+        work = world["work"]
+        self.common = ["--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+        self.common += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+        self.common += ["--quiet"]
+        parsed = dbtRunner().invoke(["parse", *self.common])
+        assert parsed.success, f"dbt parse failed: {parsed.exception}"
+        self.runner = dbtRunner(manifest=parsed.result)
+        self.log = work / "logs" / "dbt.log"
+
+    def __call__(self, *args: str) -> None:
+        t0 = clock.monotonic()
+        res = self.runner.invoke([*args, *self.common])
+        _log(f"dbt {args[:2]}", t0)
+        failed = [
+            f"{r.node.name}: {r.status} {r.message}"
+            for r in (res.result or [])
+            if str(r.status) in ("error", "fail", "runtime error")
+        ]
+        assert res.success, f"dbt {' '.join(args)} failed: {res.exception or ''}\n" + "\n".join(
+            failed
+        )
 
 
 def night_vars(day: date) -> list[str]:
@@ -209,8 +233,8 @@ def snapshot(conn: psycopg.Connection, schema: str) -> None:
         conn.execute(f"create table {schema}.{table} as select * from intermediate.{table}")
 
 
-def assert_equal_to_full_refresh(world: dict, day: date, incremental_schema: str) -> None:
-    dbt(world, "run", "--full-refresh", *SELECT, *night_vars(day))
+def assert_equal_to_full_refresh(world: dict, dbt: Dbt, day: date, incremental_schema: str) -> None:
+    dbt("run", "--full-refresh", *SELECT, *night_vars(day))
     with psycopg.connect(world["warehouse"], autocommit=True) as conn:
         for table in INCREMENTAL_TABLES:
             full = f"intermediate.{table}"
@@ -224,15 +248,16 @@ def assert_equal_to_full_refresh(world: dict, day: date, incremental_schema: str
             )
 
 
-def test_incremental_nights_equal_a_full_refresh(world):
+def test_incremental_nights_equal_a_full_refresh(world, monkeypatch):
     landing = world["landing"]
+    dbt = Dbt(world, monkeypatch)
     simulate("--start", START.isoformat(), "--days", str((FIRST_NIGHT - START).days + 1))
     # one hourly web file is held back and delivered days late
     held_back = world["work"] / "held_back.jsonl.gz"
     shutil.move(landing / HELD_BACK_WEB, held_back)
 
     load_night(FIRST_NIGHT)
-    dbt(world, "run", *SELECT, *night_vars(FIRST_NIGHT))  # the first night creates the tables
+    dbt("run", *SELECT, *night_vars(FIRST_NIGHT))  # the first night creates the tables
 
     for night in NIGHTS:
         simulate("--days", "1")
@@ -243,9 +268,9 @@ def test_incremental_nights_equal_a_full_refresh(world):
             shutil.move(held_back, landing / HELD_BACK_WEB)
         load_night(night)
         if night == NIGHTS[-1]:  # the last night also runs the models' tests
-            dbt(world, "build", *SELECT, "--indirect-selection", "cautious", *night_vars(night))
+            dbt("build", *SELECT, "--indirect-selection", "cautious", *night_vars(night))
         else:
-            dbt(world, "run", *SELECT, *night_vars(night))
+            dbt("run", *SELECT, *night_vars(night))
 
     last = NIGHTS[-1]
     with psycopg.connect(world["warehouse"], autocommit=True) as conn:
@@ -281,13 +306,13 @@ def test_incremental_nights_equal_a_full_refresh(world):
         assert gone == 0, "the receipt dropped by the late re-export is still there"
         snapshot(conn, "parity_nightly")
 
-    assert_equal_to_full_refresh(world, last, "parity_nightly")
+    assert_equal_to_full_refresh(world, dbt, last, "parity_nightly")
 
     # A backfill of an earlier night after later ones (a rewind) equals a full refresh too:
     # incremental from the state of the last night, then full refresh, both as of that date.
     # The tables now hold the state of the last night (equal to it, as just shown).
     backfill = NIGHTS[0]
-    dbt(world, "run", *SELECT, *night_vars(backfill))
+    dbt("run", *SELECT, *night_vars(backfill))
     with psycopg.connect(world["warehouse"], autocommit=True) as conn:
         snapshot(conn, "parity_backfill")
-    assert_equal_to_full_refresh(world, backfill, "parity_backfill")
+    assert_equal_to_full_refresh(world, dbt, backfill, "parity_backfill")

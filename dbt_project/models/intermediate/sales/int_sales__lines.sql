@@ -27,7 +27,7 @@
     drops receipts. Lines of cancelled orders stay here (is_cancelled, no
     money), so an order never vanishes; fct_sales leaves them out.
 -#}
-{%- set recent_load_ids = incremental_recent_load_ids() -%}
+{%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
 with
 
@@ -55,13 +55,13 @@ pos_lines as (
 
         select orders.order_id
         from orders
-        where orders.load_id in ({{ recent_load_ids }}) or {{ is_rewind }}
+        where orders.load_id not in ({{ settled_load_ids }}) or {{ is_rewind }}
 
         union
 
         select order_items.order_id
         from order_items
-        where order_items.load_id in ({{ recent_load_ids }})
+        where order_items.load_id not in ({{ settled_load_ids }})
 
     ),
 
@@ -69,7 +69,7 @@ pos_lines as (
 
         select distinct pos_lines.file_business_date
         from pos_lines
-        where pos_lines.load_id in ({{ recent_load_ids }}) or {{ is_rewind }}
+        where pos_lines.load_id not in ({{ settled_load_ids }}) or {{ is_rewind }}
 
     ),
 

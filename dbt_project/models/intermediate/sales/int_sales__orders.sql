@@ -23,7 +23,7 @@
     trading day): a unit with a line from a recent load is rebuilt whole, so
     receipts dropped by a re-export disappear.
 -#}
-{%- set recent_load_ids = incremental_recent_load_ids() -%}
+{%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
 with
 
@@ -45,7 +45,7 @@ orders as (
 
         select distinct sales_lines.sales_unit_key
         from sales_lines
-        where sales_lines.load_id in ({{ recent_load_ids }}) or {{ is_rewind }}
+        where sales_lines.load_id not in ({{ settled_load_ids }}) or {{ is_rewind }}
 
     ),
 

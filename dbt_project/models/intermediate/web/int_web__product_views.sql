@@ -19,7 +19,7 @@
     the input of fct_ropo. Incremental by session, like int_web__sessions: a
     session with an event from a recent load is rebuilt whole.
 -#}
-{%- set recent_load_ids = incremental_recent_load_ids() -%}
+{%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
 with
 
@@ -35,7 +35,7 @@ events as (
 
         select distinct events.session_id
         from events
-        where events.load_id in ({{ recent_load_ids }}) or {{ is_rewind }}
+        where events.load_id not in ({{ settled_load_ids }}) or {{ is_rewind }}
 
     ),
 

@@ -23,7 +23,7 @@
     with an event from a recent load (late events land in later hourly files
     and folders) is rebuilt from all its events.
 -#}
-{%- set recent_load_ids = incremental_recent_load_ids() -%}
+{%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
 with
 
@@ -39,7 +39,7 @@ events as (
 
         select distinct events.session_id
         from events
-        where events.load_id in ({{ recent_load_ids }}) or {{ is_rewind }}
+        where events.load_id not in ({{ settled_load_ids }}) or {{ is_rewind }}
 
     ),
 
