@@ -93,3 +93,49 @@ def test_every_landing_source_has_its_load_task(dagbag):
         t.task_id.removeprefix("load_") for t in dag.tasks if t.task_id.startswith("load_")
     }
     assert load_tasks == set(SOURCES)
+
+
+def test_every_dbt_node_is_built_once_in_its_domain_and_domains_run_in_order(dagbag):
+    """Each model, seed and snapshot of the manifest is one `dbt build` task in exactly one
+    domain group; a node's parents are built in its own group or an earlier one; tests
+    spanning models run after every domain."""
+    import json
+
+    manifest = json.loads((DAGS_DIR.parent / "dbt_project/target/manifest.json").read_text())
+    dag = dagbag.dags["crm_nightly"]
+    # domain groups in the order they were created (= the order they are chained in)
+    groups = dag.task_group.get_child_by_label("dbt").children
+    order = [label.split(".")[1] for label, child in groups.items() if hasattr(child, "children")]
+    assert order[0] == "staging" and len(order) >= 6, order
+    built: dict[str, list[str]] = {}
+    for task in dag.tasks:
+        parts = task.task_id.split(".")
+        if parts[0] == "dbt" and len(parts) == 3 and parts[2].endswith("_build"):
+            name = parts[2].rsplit("_", 2)[0]
+            built.setdefault(name, []).append(parts[1])
+    nodes = {
+        n["unique_id"]: n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] in ("model", "seed", "snapshot") and n["package_name"] == "crm"
+    }
+    by_name = {n["name"]: n for n in nodes.values()}
+    assert set(built) == set(by_name), (
+        f"not built: {sorted(set(by_name) - set(built))}; unknown: {sorted(set(built) - set(by_name))}"
+    )
+    twice = {name: groups for name, groups in built.items() if len(groups) != 1}
+    assert not twice, f"built in several domains: {twice}"
+    for name, node in by_name.items():
+        mine = order.index(built[name][0])
+        for parent in node.get("depends_on", {}).get("nodes", []):
+            if parent in nodes:
+                theirs = order.index(built[nodes[parent]["name"]][0])
+                assert theirs <= mine, (
+                    f"{name} ({order[mine]}) needs {nodes[parent]['name']} ({order[theirs]}),"
+                    " built in a later domain"
+                )
+    tests = dag.get_task("dbt.cross_model_tests")
+    upstream = {t.task_id for t in tests.get_flat_relatives(upstream=True)}
+    assert {f"dbt.{d}" for d in order} & {u.rsplit(".", 1)[0] for u in upstream} == {
+        f"dbt.{d}" for d in order
+    }
+    assert "gate_marts" in tests.downstream_task_ids
