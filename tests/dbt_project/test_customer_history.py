@@ -94,7 +94,7 @@ def ledger_and_second_delta(conn: psycopg.Connection) -> None:
         insert into raw.loyalty_members
             (card_no, full_name, phone, email, district, tier, joined_on, marketing_opt_in,
              updated_at, _load_id, _file, _line)
-        values (%s, 'Dan W.', '852 5555 1234', 'dwong@other.hk', 'Kowloon City', 'gold',
+        values (%s, 'Dan W.', '852 5555 1234', null, 'Kowloon City', 'gold',
                 '2026-02-02', true, '2026-11-21 15:00:00', 70, 'loyalty/2026-11-21.csv', 2)
         """,
         (DAN_CARD,),

@@ -1,6 +1,5 @@
-{{ config(materialized='view') }}
 -- One row per online order or till receipt. Kept incrementally in
--- int_sales__orders; this view adds the customer as the identity map knows
+-- int_sales__orders; this model adds the customer as the identity map knows
 -- them today. Cancelled online orders are kept (is_cancelled) with no money;
 -- online amounts include the order-level coupon (fct_sales does not).
 -- With var('business_date') set, no order dated after that HK date.

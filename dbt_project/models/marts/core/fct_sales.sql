@@ -1,8 +1,7 @@
-{{ config(materialized='view') }}
 -- Line-level sales, online and in store, one row per order or receipt line.
 -- What counts as a sale, and how VOID, RETURN, cancelled orders and
 -- superseded POS exports are handled: DECISIONLOG.md "Sales".
--- The lines are kept incrementally in int_sales__lines; this view adds the
+-- The lines are kept incrementally in int_sales__lines; this model adds the
 -- product and the customer as known today, so a product change or a person
 -- merge reaches every past line at once and the fact always equals a full
 -- rebuild. With var('business_date') set, no line dated after that HK date.

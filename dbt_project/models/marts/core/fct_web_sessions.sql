@@ -1,6 +1,5 @@
-{{ config(materialized='view') }}
 -- One row per web session (the tracker's session_id). Kept incrementally in
--- int_web__sessions; this view attributes each session to a customer through
+-- int_web__sessions; this model attributes each session to a customer through
 -- the identity map as it is today: the shop account the visitor logged in
 -- with ('shop:<customer_id>'), else the cookie ('web:<anonymous_id>').
 -- With var('business_date') set, no session started after that HK date.
