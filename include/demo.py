@@ -86,8 +86,9 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
         latest = conn.execute("select max(as_of_date) from reporting.customer_segments").fetchone()[
             0
         ]
-    lines.append(f"Customer segments as of {latest}:")
+    lines.append(f"Customer segments (ml/segmentation.py) as of {latest}:")
     lines += [f"  {name:<22} {n:>7,}" for name, n in segments]
+    lines += business_answers(warehouse_url)
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(
@@ -97,3 +98,64 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     if elapsed is not None:
         lines.append(f"Demo pipeline time: {elapsed:,.0f} s")
     return "\n".join(lines)
+
+
+# A few of the business questions the marts answer, one query each (marts only).
+QUESTIONS = (
+    (
+        "RFM segments (marts.fct_customer_rfm)",
+        "select segment_name, count(*) from marts.fct_customer_rfm group by 1 order by 2 desc",
+    ),
+    (
+        "High-end customers, top value decile (marts.fct_customer_value)",
+        "select 'customers, threshold HKD ' || min(high_end_threshold)::text, count(*)"
+        " from marts.fct_customer_value where is_high_end",
+    ),
+    (
+        "Lost and at-risk customers by reason (marts.fct_customer_churn_risk)",
+        "select churn_status || ': ' || churn_reason, count(*) from marts.fct_customer_churn_risk"
+        " where churn_status <> 'active' group by 1 order by 2 desc",
+    ),
+    (
+        "Complaints needing follow-up (marts.rpt_complaint_followup_queue)",
+        "select case when is_overdue then 'overdue' else 'open, on time' end, count(*)"
+        " from marts.rpt_complaint_followup_queue group by 1 order by 1",
+    ),
+    (
+        "Online vs stores, last complete month (marts.rpt_channel_comparison)",
+        "select 'online revenue / AOV / customers', null union all"
+        " select to_char(online_revenue, 'FM999,999,990') || ' / ' || online_average_order_value"
+        " || ' / ' || online_customers, null from last_month union all"
+        " select 'store revenue / AOV / customers', null union all"
+        " select to_char(store_revenue, 'FM999,999,990') || ' / ' || store_average_order_value"
+        " || ' / ' || store_customers, null from last_month",
+    ),
+    (
+        "Customers buying 1-2 categories with cross-sell suggestions (marts.fct_cross_sell_gaps)",
+        "select 'customers (opted in: ' || count(distinct customer_key) filter"
+        " (where is_marketing_opt_in) || ')', count(distinct customer_key)"
+        " from marts.fct_cross_sell_gaps",
+    ),
+)
+LAST_MONTH = (
+    "with last_month as (select * from marts.rpt_channel_comparison"
+    " where period_type = 'month' and is_complete_period order by period_start desc limit 1) "
+)
+
+
+def business_answers(warehouse_url: str) -> list[str]:
+    lines = []
+    with psycopg.connect(warehouse_url) as conn:
+        for title, query in QUESTIONS:
+            if "last_month" in query:
+                query = LAST_MONTH + query
+            try:
+                answer = conn.execute(query).fetchall()
+            except psycopg.errors.UndefinedTable:
+                conn.rollback()
+                continue
+            lines.append(f"{title}:")
+            lines += [
+                f"  {label:<45} {n:>7,}" if n is not None else f"  {label}" for label, n in answer
+            ]
+    return lines

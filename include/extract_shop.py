@@ -85,6 +85,9 @@ def extract_shop(
                     _extract_table(shop, wh, ledger, table, business_date, interval_end)
                 )
                 log.info("%s", outcomes[-1].describe())
+                if outcomes[-1].rows_loaded:
+                    # fresh planner statistics for the models that read it next
+                    wh.execute(f"analyze raw.shop_{table.name}")
     return outcomes
 
 
