@@ -49,13 +49,13 @@ session_events as (
 
     select events.*
     from events
+    {% if is_incremental() %}
+        -- changed_sessions holds each session_id once: no duplicated events
+        inner join changed_sessions
+            on events.session_id = changed_sessions.session_id
+    {% endif %}
     where
         events.session_id is not null
-        {% if is_incremental() %}
-            and events.session_id in (
-                select changed_sessions.session_id from changed_sessions
-            )
-        {% endif %}
 
 ),
 
