@@ -10,13 +10,13 @@ interval, midnight to midnight Asia/Hong_Kong).
    by the next run). Bad rows go to `quarantine.rejected_rows`.
 2. **Raw gate** (`gate_raw`): Great Expectations on raw row counts and failed
    loads. A critical failure stops the run here.
-3. **dbt** (`dbt` task group, Cosmos): one group per domain, in order:
-   `staging` (and seeds), `identity` (graph, person map, pii), `core` (sales,
-   orders, web sessions, ROPO, dim_customer and its history), `service`
-   (complaints), `marketing` (RFM, segments, churn, cross-sell, customer_360),
-   `management` (KPIs, online vs stores, stores). Each node is one `dbt build`
-   (its tests right after it); `cross_model_tests` (relationships, singular
-   tests) runs once every domain is built.
+3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
+   project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
+   task per model, seed and snapshot (`dbt.<domain>.<name>`) and one per
+   model's tests (`<name>_tests`) show what dbt did with each, wired like the
+   dbt graph: a node dbt skipped because a parent failed is upstream_failed.
+   `dbt.cross_model_tests`: relationships and singular tests. These status
+   tasks run in the triggerer and cost no worker slot.
 4. **Marts gate** (`gate_marts`): keys unique and not null, sales point at
    known customers.
 5. **Publish** (`publish_segments`): RFM segments into
@@ -31,17 +31,23 @@ interval, midnight to midnight Asia/Hong_Kong).
 - `gate_*` failed: the log lists the critical expectations that failed and the
   path of the Data Docs page with details. Fix the data or the model, then
   clear the gate task.
-- `dbt.<domain>.<node>_..._build` failed: the model or one of its tests
-  failed; the task log holds dbt's output (the failing test's name and
-  compiled SQL path). Reproduce from `dbt_project/` with
-  `dbt build --select <model> --vars '{business_date: <D>}'`, fix, clear the
-  task (downstream tasks follow). `dbt.cross_model_tests` failed: a
-  relationships or singular test; `dbt test --select <test>` shows the rows.
+- `dbt.build` failed: its log ends with every node that failed and dbt's
+  message; the red status task (`dbt.<domain>.<name>` or `<name>_tests`) is
+  the node, its descendants are upstream_failed (dbt skipped them). History:
+  `select * from ops.dbt_node_results where status not in ('success', 'pass')
+  order by recorded_at desc`. Reproduce from `dbt_project/` with
+  `dbt build --select <model> --vars '{business_date: <D>}'`. After the fix,
+  clear `dbt.build` with its downstream tasks: the new attempt builds only
+  what failed or was skipped, then the status tasks, gates and publication
+  follow. Clearing one red status task re-runs that node alone.
 - Re-running any task or the whole run for the same date changes nothing.
 - Backfill: `airflow backfill create --dag-id crm_nightly --from-date D1
-  --to-date D2 --reprocess-behavior completed` (locally:
-  `crm run --date D1 --days N`); end it at the latest night so the marts are
-  current again.
+  --to-date D2 --reprocess-behavior completed --max-active-runs 1` (a
+  backfill's own `max_active_runs` ignores the DAG's: without 1 nights would
+  interleave; locally: `crm run --date D1 --days N`); end it at the latest
+  night so the marts are current again.
+- A run for a day that has not ended in Hong Kong fails at its first task
+  with one sentence; `crm run` refuses it, and dates before the DAG's start.
 
 Owner: data engineering. Schedule: daily at 00:00 Hong Kong time for the day
 that just ended.
@@ -49,80 +55,21 @@ that just ended.
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
-
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, chain, dag, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
-from cosmos.operators.local import DbtTestLocalOperator
-from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from include.dag_defaults import DEFAULT_ARGS, HK_TZ
+from include.dag_defaults import DEFAULT_ARGS, HK_TZ, START_DATE
+from include.dbt_tasks import dbt_status_tasks
 
-REPO = Path(__file__).resolve().parent.parent
-DBT_PROJECT = REPO / "dbt_project"
 LANDING_SOURCES = ("pos", "stores", "loyalty", "web", "complaints", "privacy")
 
 RAW = Asset("crm://warehouse/raw")
 MARTS = Asset("crm://warehouse/marts")
 SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
 
-# dbt domains in build order: (task group, selected paths or models, excluded).
-# Every model, seed and snapshot belongs to exactly one (tests/dags checks it).
-DBT_DOMAINS = (
-    ("staging", ["path:models/staging", "path:seeds"], []),
-    (
-        "identity",
-        ["path:models/intermediate/identity", "path:models/pii", "path:snapshots/identity"],
-        [],
-    ),
-    (
-        "core",
-        [
-            "path:models/intermediate/sales",
-            "path:models/intermediate/web",
-            "path:models/intermediate/customers",
-            "path:models/marts/core",
-            "path:snapshots/customers",
-        ],
-        ["customer_360"],
-    ),
-    ("service", ["path:models/intermediate/service", "path:models/marts/service"], []),
-    (
-        "marketing",
-        [
-            "path:models/marts/marketing",
-            "customer_360",
-        ],
-        [],
-    ),
-    ("management", ["path:models/marts/management"], []),
-)
-DBT_PROJECT_CONFIG = ProjectConfig(
-    dbt_project_path=DBT_PROJECT,
-    manifest_path=DBT_PROJECT / "target" / "manifest.json",
-)
-DBT_PROFILE = ProfileConfig(
-    profile_name="crm",
-    target_name="airflow",
-    profile_mapping=PostgresUserPasswordProfileMapping(
-        conn_id="crm_warehouse", profile_args={"schema": "staging"}
-    ),
-)
-DBT_EXECUTION = ExecutionConfig(
-    invocation_mode=InvocationMode.DBT_RUNNER,
-    test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-)
-
-BUSINESS_DATE = "{{ data_interval_start.in_timezone('Asia/Hong_Kong').to_date_string() }}"
-DBT_OPERATOR_ARGS = {"install_deps": False, "vars": {"business_date": BUSINESS_DATE}}
-
 
 @dag(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=HK_TZ),
-    start_date=datetime(2026, 1, 1, tzinfo=ZoneInfo(HK_TZ)),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -148,6 +95,13 @@ def crm_nightly():
 
         return pipeline.quality_gate(name, data_interval_start)
 
+    # dbt failures are data or code problems: retrying will not help.
+    @task(task_id="build", retries=0)
+    def dbt_build(data_interval_start=None, run_id=None) -> str:
+        from include import pipeline
+
+        return pipeline.dbt_build(data_interval_start, run_id)
+
     @task(outlets=[SEGMENTS])
     def publish_segments(data_interval_start=None) -> dict:
         from include import pipeline
@@ -158,43 +112,13 @@ def crm_nightly():
         load_landing.override(task_id=f"load_{source}")(source) for source in LANDING_SOURCES
     ]
     gate_raw = gate.override(task_id="gate_raw")("raw")
-    # One Cosmos task group per domain, in dependency order; each renders its
-    # part of the manifest (no dbt call at parse time) and runs `dbt build` per
-    # node: a model's own tests run in the same invocation, right after it.
-    # Tests spanning models (relationships, singular tests) run once all
-    # domains are built: inside a domain's task they would run before their
-    # other parent, which may belong to a later domain.
     with TaskGroup(group_id="dbt") as dbt:
-        domains = [
-            DbtTaskGroup(
-                group_id=domain,
-                project_config=DBT_PROJECT_CONFIG,
-                profile_config=DBT_PROFILE,
-                execution_config=DBT_EXECUTION,
-                render_config=RenderConfig(
-                    load_method=LoadMode.DBT_MANIFEST,
-                    select=select,
-                    exclude=exclude,
-                    test_behavior=TestBehavior.BUILD,
-                ),
-                operator_args=DBT_OPERATOR_ARGS,
-                # dbt failures are data or code problems: retrying will not help
-                default_args={"retries": 0},
-            )
-            for domain, select, exclude in DBT_DOMAINS
-        ]
-        cross_model_tests = DbtTestLocalOperator(
-            task_id="cross_model_tests",
-            project_dir=DBT_PROJECT,
-            profile_config=DBT_PROFILE,
-            invocation_mode=InvocationMode.DBT_RUNNER,
-            select="test_name:relationships test_type:singular",
-            retries=0,
-            **DBT_OPERATOR_ARGS,
-        )
-        chain(*domains, cross_model_tests)
+        build = dbt_build()
+        dbt_status_tasks(build, retries=0)
     gate_marts = gate.override(task_id="gate_marts", outlets=[MARTS])("marts")
     chain(loads, gate_raw, dbt, gate_marts, publish_segments())
+    # A failed build stops the marts gate at once, whatever the status tasks say.
+    build >> gate_marts
 
 
 crm_nightly()

@@ -1,13 +1,16 @@
 """Defaults shared by every DAG: retries, timeouts, ownership.
 
-Kept import-light (standard library only): DAG files import it at parse time.
+Kept import-light (standard library and include.config only): DAG files import it at parse time.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from include.config import HK_TZ
 
 log = logging.getLogger(__name__)
 
@@ -33,4 +36,8 @@ DEFAULT_ARGS = {
     "on_failure_callback": on_failure,
 }
 
-HK_TZ = "Asia/Hong_Kong"
+
+# The earliest business date the nightly DAG runs for: far enough back for a
+# retailer's whole history (catchup is off, so it never schedules old nights
+# by itself). `crm run` refuses dates before it.
+START_DATE = datetime(2000, 1, 1, tzinfo=ZoneInfo(HK_TZ))

@@ -7,10 +7,10 @@ run is the Hong Kong date at the start of its data interval.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from include.config import HK_TZ, settings
+from include.config import HK_TZ, CrmError, settings
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,28 @@ def business_date_of(data_interval_start: datetime) -> date:
     return data_interval_start.astimezone(ZoneInfo(HK_TZ)).date()
 
 
+def last_complete_business_date() -> date:
+    """Yesterday in Hong Kong: the latest day whose data can be complete."""
+    return datetime.now(ZoneInfo(HK_TZ)).date() - timedelta(days=1)
+
+
+def check_runnable(business_date: date) -> None:
+    """Refuse a night for a day that has not ended in Hong Kong.
+
+    Its files are still arriving, and extracting the shop up to the end of that
+    day would move the shop watermark past what can be complete.
+    """
+    if business_date > last_complete_business_date():
+        raise CrmError(
+            f"Business date {business_date} has not ended in Hong Kong yet (the latest "
+            f"complete day is {last_complete_business_date()}): nothing was run."
+        )
+
+
 def extract_shop(data_interval_start: datetime, data_interval_end: datetime) -> dict:
     from include.extract_shop import extract_shop as run
 
+    check_runnable(business_date_of(data_interval_start))
     cfg = settings()
     outcomes = run(
         shop_url=cfg.shop_url,
@@ -36,6 +55,7 @@ def load_landing(source: str, data_interval_start: datetime) -> str:
     from include.landing import landing_from_url
     from include.loaders import SOURCES, load_source
 
+    check_runnable(business_date_of(data_interval_start))
     cfg = settings()
     report = load_source(
         source,
@@ -72,6 +92,12 @@ def quality_gate(gate: str, data_interval_start: datetime) -> str:
     for warning in result.warning_failures:
         log.warning("quality warning: %s", warning)
     return f"{gate} gate passed; Data Docs: {result.data_docs_index}"
+
+
+def dbt_build(data_interval_start: datetime, run_id: str) -> str:
+    from include.dbt_build import build
+
+    return build(business_date_of(data_interval_start), dag_run_id=run_id).summary()
 
 
 def publish_segments(data_interval_start: datetime) -> dict[str, int]:

@@ -1,0 +1,330 @@
+"""One `dbt build` per night, and what each node of it did.
+
+The nightly DAG runs dbt once for the whole project (``CRM_DBT_THREADS``
+threads, default the machine's cores) rather than one dbt process per model:
+a night then costs dbt's own work, not 78 dbt start-ups. dbt's run results are
+recorded node by node in ``ops.dbt_node_results``; the DAG's per-node tasks
+(:mod:`include.dbt_tasks`) read them, so every model, seed, snapshot and its
+tests still has its own status in the Airflow UI.
+
+A second attempt of the same night (a cleared task) builds only what did not
+succeed in the attempts before it: the failed and skipped nodes, and the
+models whose tests failed, with their tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from include.config import REPO_ROOT, CrmError, settings
+
+log = logging.getLogger(__name__)
+
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+BUILT_TYPES = ("model", "seed", "snapshot")
+# dbt statuses of a node that did its job ("warn": a test of severity warn found
+# rows; "no-op": nothing to run, e.g. an ephemeral model).
+OK_STATUSES = frozenset({"success", "pass", "warn", "no-op"})
+
+
+def dbt_threads() -> int:
+    """dbt's thread count: ``CRM_DBT_THREADS``, default the machine's cores."""
+    value = os.environ.get("CRM_DBT_THREADS") or str(os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise CrmError(f"CRM_DBT_THREADS must be a whole number of at least 1 (got {value!r}).")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A model, seed or snapshot, the tests that hang on it alone, and where it sits."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    group: str
+    parents: tuple[str, ...]
+    tests: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: dict[str, Node]
+    # Tests of several built nodes (relationships, singular tests over two models),
+    # with those nodes.
+    cross_tests: dict[str, tuple[str, ...]]
+    # unique_id -> name of every test (data and unit tests).
+    test_names: dict[str, str]
+
+
+def _group(node: dict) -> str:
+    """The UI group of a node: its domain folder (staging, identity, core, ...)."""
+    parts = Path(node["original_file_path"]).parts
+    if parts[0] == "seeds":
+        return "seeds"
+    if parts[0] == "models" and parts[1] in ("staging", "pii"):
+        return parts[1]
+    return parts[2] if len(parts) > 3 else parts[1]
+
+
+@cache
+def project_graph(manifest_path: Path = MANIFEST) -> Graph:
+    """The buildable nodes of the dbt project, from its manifest (no dbt call)."""
+    if not manifest_path.exists():
+        raise CrmError(f"{manifest_path} is missing: run 'make setup' (it runs dbt parse).")
+    manifest = json.loads(manifest_path.read_text())
+    built = {
+        uid: n
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] in BUILT_TYPES and n["config"].get("enabled", True)
+    }
+    tests = {
+        uid: n
+        for uid, n in [*manifest["nodes"].items(), *manifest.get("unit_tests", {}).items()]
+        if n["resource_type"] in ("test", "unit_test")
+    }
+    per_node: dict[str, list[str]] = {uid: [] for uid in built}
+    cross: dict[str, tuple[str, ...]] = {}
+    for uid, test in sorted(tests.items()):
+        parents = sorted({p for p in test["depends_on"]["nodes"] if p in built})
+        if len(parents) == 1:
+            per_node[parents[0]].append(uid)
+        elif parents:
+            cross[uid] = tuple(parents)
+    nodes = {
+        uid: Node(
+            unique_id=uid,
+            name=n["name"],
+            resource_type=n["resource_type"],
+            group=_group(n),
+            parents=tuple(
+                sorted({p for p in n.get("depends_on", {}).get("nodes", []) if p in built})
+            ),
+            tests=tuple(per_node[uid]),
+        )
+        for uid, n in sorted(built.items())
+    }
+    return Graph(
+        nodes=nodes,
+        cross_tests=cross,
+        test_names={uid: t["name"] for uid, t in tests.items()},
+    )
+
+
+def dbt_env(warehouse_url: str) -> dict[str, str]:
+    """The variables ``dbt_project/profiles.yml`` reads, from the warehouse URL."""
+    url = urlsplit(warehouse_url)
+    return {
+        "CRM_PG_HOST": url.hostname or "127.0.0.1",
+        "CRM_PG_PORT": str(url.port or 5432),
+        "CRM_PG_USER": unquote(url.username or ""),
+        "CRM_PG_PASSWORD": unquote(url.password or ""),
+        "CRM_PG_DATABASE": url.path.lstrip("/"),
+    }
+
+
+@dataclass
+class NodeOutcome:
+    """The latest recorded result of some dbt nodes in one DAG run."""
+
+    statuses: dict[str, tuple[str, str | None]]  # unique_id -> (status, message)
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and all(s in OK_STATUSES for s, _ in self.statuses.values())
+
+    @property
+    def skipped(self) -> bool:
+        """dbt skipped some of them (a parent failed) and none failed."""
+        found = {s for s, _ in self.statuses.values()}
+        return not self.missing and "skipped" in found and found <= OK_STATUSES | {"skipped"}
+
+    def by_name(self, names: dict[str, str]) -> dict[str, str]:
+        return {names.get(uid, uid): status for uid, (status, _) in sorted(self.statuses.items())}
+
+    def summary(self, names: dict[str, str] | None = None) -> str:
+        names = names or {}
+        lines = []
+        for uid, (status, message) in sorted(self.statuses.items()):
+            lines.append(f"{names.get(uid, uid)}: {status}" + (f" ({message})" if message else ""))
+        for uid in self.missing:
+            lines.append(
+                f"{names.get(uid, uid)}: dbt reported no result (the build stopped before it "
+                "or did not select it; see the dbt.build log)"
+            )
+        return "\n".join(lines)
+
+
+def node_outcome(warehouse_url: str, dag_run_id: str, unique_ids: list[str]) -> NodeOutcome:
+    import psycopg
+
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(
+            "select distinct on (unique_id) unique_id, status, message from ops.dbt_node_results"
+            " where dag_run_id = %s and unique_id = any(%s) order by unique_id, attempt desc",
+            (dag_run_id, unique_ids),
+        ).fetchall()
+    statuses = {uid: (status, message) for uid, status, message in rows}
+    return NodeOutcome(statuses=statuses, missing=[u for u in unique_ids if u not in statuses])
+
+
+@dataclass
+class BuildReport:
+    attempt: int
+    selected: list[str] | None  # None: the whole project
+    counts: dict[str, int]
+    failures: list[str]
+    run_results: Path | None
+
+    def summary(self) -> str:
+        scope = "whole project" if self.selected is None else " ".join(self.selected)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+        return f"dbt build attempt {self.attempt} ({scope}): {counts or 'nothing ran'}"
+
+
+def _retry_selection(conn, dag_run_id: str, graph: Graph) -> list[str] | None:
+    """What an attempt after the first must build: what did not succeed before it.
+
+    None (everything) when no earlier attempt recorded a result or all succeeded.
+    """
+    rows = conn.execute(
+        "select distinct on (unique_id) unique_id, status from ops.dbt_node_results"
+        " where dag_run_id = %s order by unique_id, attempt desc",
+        (dag_run_id,),
+    ).fetchall()
+    failed = [uid for uid, status in rows if status not in OK_STATUSES]
+    if not rows or not failed:
+        return None
+    owner = {t: uid for uid, node in graph.nodes.items() for t in node.tests}
+    select = set()
+    for uid in failed:
+        if uid in graph.nodes:
+            select.add(graph.nodes[uid].name)
+        elif uid in owner:
+            select.add(graph.nodes[owner[uid]].name)
+        elif uid in graph.test_names:
+            select.add(graph.test_names[uid])
+    return sorted(select)
+
+
+def build(
+    business_date: date,
+    *,
+    dag_run_id: str,
+    select: list[str] | None = None,
+    warehouse_url: str | None = None,
+) -> BuildReport:
+    """Run one ``dbt build`` for the night and record every node's result.
+
+    ``select`` limits the build (a per-node task re-running its node); without
+    it the whole project is built, or, on a later attempt of the same run, only
+    what did not succeed before. Raises :class:`CrmError` naming every node
+    that failed; the results are recorded first.
+    """
+    import psycopg
+    from dbt.cli.main import dbtRunner
+
+    cfg = settings()
+    warehouse_url = warehouse_url or cfg.warehouse_url
+    graph = project_graph()
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        (attempt,) = conn.execute(
+            "select coalesce(max(attempt), 0) + 1 from ops.dbt_node_results where dag_run_id = %s",
+            (dag_run_id,),
+        ).fetchone()
+        if select is None and attempt > 1:
+            select = _retry_selection(conn, dag_run_id, graph)
+    work = cfg.home / "dbt"
+    target = work / "target"
+    args = [
+        "build",
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(cfg.home / "logs" / "dbt"),
+        "--threads",
+        str(dbt_threads()),
+        "--vars",
+        json.dumps({"business_date": business_date.isoformat()}),
+    ]
+    if select:
+        args += ["--select", *select]
+    os.environ.update(dbt_env(warehouse_url))
+    log.info("dbt %s", " ".join(args))
+    result = dbtRunner().invoke(args)
+    results = list(getattr(result.result, "results", None) or [])
+    rows = [
+        (
+            dag_run_id,
+            attempt,
+            r.node.unique_id,
+            str(r.node.resource_type),
+            r.node.name,
+            str(r.status),
+            r.message,
+            r.failures,
+            r.execution_time,
+            business_date,
+        )
+        for r in results
+    ]
+    if rows:
+        with psycopg.connect(warehouse_url) as conn:
+            conn.cursor().executemany(
+                "insert into ops.dbt_node_results (dag_run_id, attempt, unique_id, resource_type,"
+                " name, status, message, failures, execution_time, business_date)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (dag_run_id, attempt, unique_id) do nothing",
+                rows,
+            )
+    kept = _keep_run_results(target, work / "runs" / _safe(dag_run_id) / str(attempt))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[5]] = counts.get(row[5], 0) + 1
+    failures = [
+        f"{r.node.name} ({r.node.resource_type}): {r.status}"
+        + (f": {r.message}" if r.message and str(r.status) != "skipped" else "")
+        for r in results
+        if str(r.status) not in OK_STATUSES
+    ]
+    report = BuildReport(
+        attempt=attempt, selected=select, counts=counts, failures=failures, run_results=kept
+    )
+    log.info("%s", report.summary())
+    if result.exception is not None:
+        raise CrmError(f"dbt build could not run: {result.exception}") from result.exception
+    if failures or not result.success:
+        shown = "\n  ".join(failures[:40]) or "(no node reported a failure; see dbt's output above)"
+        raise CrmError(
+            f"dbt build failed for business date {business_date} ({report.summary()}):\n  {shown}"
+        )
+    if not rows:
+        raise CrmError(f"dbt build ran no node for business date {business_date}: nothing built.")
+    return report
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def _keep_run_results(target: Path, keep_dir: Path) -> Path | None:
+    """Copy dbt's run_results.json of this attempt beside the others of the run."""
+    source = target / "run_results.json"
+    if not source.exists():
+        return None
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(source, keep_dir / "run_results.json"))

@@ -1,0 +1,169 @@
+"""Airflow tasks for dbt: one build, then one status task per node.
+
+``dbt.build`` runs the night's single ``dbt build`` (:func:`include.dbt_build.build`).
+Every model, seed and snapshot then gets a task that shows what dbt did with
+it and its tests (each test's status is the task's XCom and in its log),
+wired like the dbt graph: as in ``dbt build``, a node whose model or test
+failed is a failed task, and its descendants, which dbt skipped, are
+upstream_failed. One task per node, not per test, keeps a night's Airflow
+overhead small (831 tests).
+
+The status tasks start in the triggerer (``start_from_trigger``) and end there
+(:class:`DbtNodeTrigger` yields a task end event): on a scheduler they cost no
+worker slot and no process. ``airflow dags test`` runs their ``execute``
+instead, which reads the same results. A status task run again (cleared) whose
+node did not succeed builds that node again (``dbt build --select``): its
+parents' tasks have succeeded by then, or it would not run.
+
+This module is imported at DAG parse time: nothing heavy at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow.sdk import BaseOperator, TaskGroup, TriggerRule
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.triggers.base import (
+    BaseTrigger,
+    StartTriggerArgs,
+    TaskFailedEvent,
+    TaskSkippedEvent,
+    TaskSuccessEvent,
+    TriggerEvent,
+)
+
+from include.dbt_build import Graph, project_graph
+
+TRIGGER = f"{__name__}.DbtNodeTrigger"
+
+
+def _outcome(run_id: str, unique_ids: list[str]):
+    from include.config import settings
+    from include.dbt_build import node_outcome
+
+    return node_outcome(settings().warehouse_url, run_id, unique_ids)
+
+
+class DbtNodeTrigger(BaseTrigger):
+    """Ends a dbt status task from the recorded results, without a worker."""
+
+    def __init__(self, unique_ids: list[str], what: str):
+        super().__init__()
+        self.unique_ids = list(unique_ids)
+        self.what = what
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return TRIGGER, {"unique_ids": self.unique_ids, "what": self.what}
+
+    async def run(self):
+        ti = self.task_instance
+        outcome = await asyncio.to_thread(_outcome, ti.run_id, self.unique_ids)
+        report = outcome.summary(_names())
+        if outcome.ok:
+            self.log.info("%s: dbt reported\n%s", self.what, report)
+            yield TaskSuccessEvent(xcoms={"return_value": outcome.by_name(_names())})
+        elif ti.try_number > 1:
+            # Cleared by a person: build the node again on a worker.
+            yield TriggerEvent({"rerun": True})
+        elif outcome.skipped:
+            self.log.warning(
+                "%s: dbt skipped it (a test it depends on failed)\n%s", self.what, report
+            )
+            yield TaskSkippedEvent()
+        else:
+            self.log.error("%s did not succeed:\n%s", self.what, report)
+            yield TaskFailedEvent()
+
+
+def _names() -> dict[str, str]:
+    graph = project_graph()
+    return {**{u: n.name for u, n in graph.nodes.items()}, **graph.test_names}
+
+
+class DbtNodeStatusOperator(BaseOperator):
+    """The state of some dbt nodes in this run's build: a model, or a model's tests."""
+
+    ui_color = "#f2e5d9"
+
+    def __init__(self, *, unique_ids: list[str], select: list[str], what: str, **kwargs):
+        super().__init__(**kwargs)
+        self.unique_ids = list(unique_ids)
+        self.select = list(select)
+        self.what = what
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=TRIGGER,
+            trigger_kwargs={"unique_ids": self.unique_ids, "what": what},
+            next_method="rerun",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute(self, context) -> dict[str, str] | None:
+        from include.config import CrmError
+
+        outcome = _outcome(context["run_id"], self.unique_ids)
+        report = outcome.summary(_names())
+        if outcome.ok:
+            self.log.info("%s: dbt reported\n%s", self.what, report)
+            return outcome.by_name(_names())
+        if context["ti"].try_number > 1:
+            self.rerun(context)
+            return
+        if outcome.skipped:
+            raise AirflowSkipException(f"{self.what}: dbt skipped it (a test it depends on failed)")
+        raise CrmError(f"{self.what} did not succeed:\n{report}")
+
+    def rerun(self, context, event: dict | None = None) -> str:
+        from include.dbt_build import build
+        from include.pipeline import business_date_of
+
+        report = build(
+            business_date_of(context["data_interval_start"]),
+            dag_run_id=context["run_id"],
+            select=self.select,
+        )
+        return report.summary()
+
+
+def dbt_status_tasks(build_task, graph: Graph | None = None, **task_args) -> None:
+    """Status tasks for every node, wired like the dbt graph, after ``build_task``.
+
+    Call inside the DAG (or a task group) context.
+    """
+    graph = graph or project_graph()
+    model_task: dict[str, BaseOperator] = {}
+    groups: dict[str, TaskGroup] = {}
+    for uid, node in graph.nodes.items():
+        if node.group not in groups:
+            groups[node.group] = TaskGroup(group_id=node.group)
+        with groups[node.group]:
+            model_task[uid] = DbtNodeStatusOperator(
+                task_id=node.name,
+                unique_ids=[uid, *node.tests],
+                select=[node.name],
+                what=f"{node.resource_type} {node.name} and its {len(node.tests)} tests",
+                doc_md=f"dbt {node.resource_type} `{uid}` and its tests in this run's build.",
+                **task_args,
+            )
+    for uid, node in graph.nodes.items():
+        for parent in node.parents:
+            model_task[parent] >> model_task[uid]
+        if not node.parents:
+            # Runs once the build finished, failed or not: the status tasks say which
+            # node failed. Skipped when the build never ran (a gate failed before it).
+            model_task[uid].trigger_rule = TriggerRule.ONE_DONE
+            build_task >> model_task[uid]
+    if graph.cross_tests:
+        cross = DbtNodeStatusOperator(
+            task_id="cross_model_tests",
+            unique_ids=sorted(graph.cross_tests),
+            select=sorted(graph.test_names[t] for t in graph.cross_tests),
+            what="tests across models (relationships, singular tests)",
+            doc_md="dbt tests whose rows come from several models.",
+            **task_args,
+        )
+        for parent in sorted({p for ps in graph.cross_tests.values() for p in ps}):
+            model_task[parent] >> cross
