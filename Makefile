@@ -42,8 +42,12 @@ demo: setup ## start the warehouse, simulate 90 days, run the nightly DAG for 3 
 	$(BIN)/crm warehouse start
 	$(BIN)/crm demo
 
+# Two pytest workers, a test file each at a time: the end-to-end module (the
+# longest) on one, every other file on the other. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
+
 test: setup lint ## linters, then every test (starts its own PostgreSQL; runs Airflow for real)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: setup ## ruff (with Airflow rules) and sqlfluff (dbt templater); fails on findings
 	$(BIN)/ruff check .

@@ -12,11 +12,11 @@ interval, midnight to midnight Asia/Hong_Kong).
    loads. A critical failure stops the run here.
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
    project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
-   task per model, seed and snapshot (`dbt.<domain>.<name>`) and one per
-   model's tests (`<name>_tests`) show what dbt did with each, wired like the
-   dbt graph: a node dbt skipped because a parent failed is upstream_failed.
-   `dbt.cross_model_tests`: relationships and singular tests. These status
-   tasks run in the triggerer and cost no worker slot.
+   status task per model, seed and snapshot (`dbt.<domain>.<name>`) shows
+   what dbt did with it and its tests (their statuses are the task's XCom):
+   failed if the model or a test failed, skipped if dbt skipped it because of
+   a failure upstream. `dbt.cross_model_tests`: relationships, singular and
+   source tests. The status tasks run in the triggerer (no worker slot).
 4. **Marts gate** (`gate_marts`): keys unique and not null, sales point at
    known customers.
 5. **Publish** (`publish_segments`): RFM segments into
@@ -32,8 +32,8 @@ interval, midnight to midnight Asia/Hong_Kong).
   path of the Data Docs page with details. Fix the data or the model, then
   clear the gate task.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
-  message; the red status task (`dbt.<domain>.<name>` or `<name>_tests`) is
-  the node, its descendants are upstream_failed (dbt skipped them). History:
+  message; the red status task (`dbt.<domain>.<name>`) is the node (its log
+  names the failing test), the skipped ones are what dbt did not build. History:
   `select * from ops.dbt_node_results where status not in ('success', 'pass')
   order by recorded_at desc`. Reproduce from `dbt_project/` with
   `dbt build --select <model> --vars '{business_date: <D>}'`. After the fix,
@@ -55,7 +55,7 @@ that just ended.
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, chain, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, TaskGroup, chain, dag, task
 
 from include.dag_defaults import DEFAULT_ARGS, HK_TZ, START_DATE
 from include.dbt_tasks import dbt_status_tasks
@@ -68,7 +68,14 @@ SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=HK_TZ),
+    # Triggered at 00:00 Hong Kong for the day that just ended. The run's logical
+    # date (= its data_interval_end) is that midnight, for scheduled runs, manual
+    # runs, `dags test` and backfills alike, so one business day is one logical
+    # date. (A one-day interval would give scheduled and backfill runs the day's
+    # start as logical date but manual runs its end: a backfill over nights run
+    # by hand then re-ran the wrong night.) Tasks derive the business date from
+    # data_interval_end: include.pipeline.business_date_of.
+    schedule=CronTriggerTimetable("0 0 * * *", timezone=HK_TZ),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -78,35 +85,35 @@ SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
 )
 def crm_nightly():
     @task(outlets=[RAW])
-    def extract_shop(data_interval_start=None, data_interval_end=None) -> dict:
+    def extract_shop(data_interval_end=None) -> dict:
         from include import pipeline
 
-        return pipeline.extract_shop(data_interval_start, data_interval_end)
+        return pipeline.extract_shop(data_interval_end)
 
     @task(outlets=[RAW])
-    def load_landing(source: str, data_interval_start=None) -> str:
+    def load_landing(source: str, data_interval_end=None) -> str:
         from include import pipeline
 
-        return pipeline.load_landing(source, data_interval_start)
+        return pipeline.load_landing(source, data_interval_end)
 
     @task
-    def gate(name: str, data_interval_start=None) -> str:
+    def gate(name: str, data_interval_end=None) -> str:
         from include import pipeline
 
-        return pipeline.quality_gate(name, data_interval_start)
+        return pipeline.quality_gate(name, data_interval_end)
 
     # dbt failures are data or code problems: retrying will not help.
     @task(task_id="build", retries=0)
-    def dbt_build(data_interval_start=None, run_id=None) -> str:
+    def dbt_build(data_interval_end=None, run_id=None) -> str:
         from include import pipeline
 
-        return pipeline.dbt_build(data_interval_start, run_id)
+        return pipeline.dbt_build(data_interval_end, run_id)
 
     @task(outlets=[SEGMENTS])
-    def publish_segments(data_interval_start=None) -> dict:
+    def publish_segments(data_interval_end=None) -> dict:
         from include import pipeline
 
-        return pipeline.publish_segments(data_interval_start)
+        return pipeline.publish_segments(data_interval_end)
 
     loads = [extract_shop()] + [
         load_landing.override(task_id=f"load_{source}")(source) for source in LANDING_SOURCES

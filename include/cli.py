@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from datetime import date, timedelta
 
@@ -71,11 +70,12 @@ def _path(url: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from include.airflow_env import run_nightly
+    from include.airflow_env import check_business_dates, run_nightly
 
-    day = args.date
+    # The whole range is checked before Airflow starts: all nights or none.
+    check_business_dates(args.date, args.days)
     for offset in range(args.days):
-        run_nightly(day + timedelta(days=offset))
+        run_nightly(args.date + timedelta(days=offset), progress=not args.verbose)
     return 0
 
 
@@ -84,13 +84,82 @@ def _airflow(args: argparse.Namespace) -> int:
 
     env = airflow_env()
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-    return subprocess.call([airflow, *args.extra], env=env)
+    # exec, not a child: a signal to `crm airflow ...` (a container stop) reaches Airflow.
+    os.execve(airflow, [airflow, *args.extra], env)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from include.demo import run_demo
 
     run_demo(history_days=args.history_days, nightly_days=args.nightly_days, seed=args.seed)
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from include import airflow_stack
+
+    if args.action == "start":
+        executor = "CeleryExecutor" if args.executor == "celery" else "LocalExecutor"
+        state = airflow_stack.start(
+            executor=executor, workers=args.workers, schedule=not args.no_schedule
+        )
+        print(f"Airflow running ({state.executor}): UI and API at {state.url}")
+        print(f"logs: {settings().home / 'logs' / 'airflow'}; stop with 'crm stack stop'")
+        return 0
+    if args.action == "stop":
+        print(airflow_stack.stop())
+        return 0
+    running, text = airflow_stack.status()
+    print(text)
+    return 0 if running else 3
+
+
+def _api():
+    from include import airflow_stack
+
+    url = os.environ.get("CRM_AIRFLOW_API_URL")  # a deployment's API server (compose)
+    state = airflow_stack.read_state()
+    if not url and state is None:
+        raise CrmError(
+            "No Airflow stack is running here: start one with 'crm stack start' "
+            "(or set CRM_AIRFLOW_API_URL to a running API server)."
+        )
+    return airflow_stack.AirflowApi(url or state.url)
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from include.airflow_env import check_business_dates
+
+    check_business_dates(args.date, 1)
+    api = _api()
+    run_id = api.trigger(args.date)
+    print(f"triggered crm_nightly for {args.date}: run {run_id}")
+    if args.no_wait:
+        return 0
+    state = api.wait_run(run_id)
+    print(f"run {run_id}: {state}")
+    return 0 if state == "success" else 1
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from include.airflow_env import check_business_dates
+
+    days = (args.to - args.start).days + 1
+    if days < 1:
+        raise CrmError("--to must not be before --from.")
+    check_business_dates(args.start, days)
+    api = _api()
+    backfill_id = api.backfill(args.start, args.to)
+    print(f"backfill {backfill_id}: nights {args.start} to {args.to}, one at a time in date order")
+    if args.no_wait:
+        return 0
+    api.wait_backfill(backfill_id)
+    states = api.night_states(args.start, args.to)
+    for night in sorted(states):
+        print(f"  night {night}: {states[night]}")
+    if len(states) != days or any(s != "success" for s in states.values()):
+        raise CrmError(f"backfill {backfill_id} did not run every night successfully: see the UI.")
+    print(f"backfill {backfill_id} completed: {days} night(s) succeeded")
     return 0
 
 
@@ -162,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_date, required=True, help="Hong Kong business date (YYYY-MM-DD)"
     )
     run.add_argument("--days", type=int, default=1, help="consecutive days from --date (default 1)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream Airflow's output to the terminal instead of a status line per night "
+        "(default: output in CRM_HOME/logs/nightly/<date>.log)",
+    )
     run.set_defaults(func=_run)
 
     demo = sub.add_parser(
@@ -175,9 +250,49 @@ def build_parser() -> argparse.ArgumentParser:
     af = sub.add_parser(
         "airflow",
         help="run any airflow command against this project's metadata database",
-        description="Example: crm airflow standalone (UI on http://localhost:8080)",
+        description="Example: crm airflow dags list. For the scheduler and UI use crm stack start.",
     )
     af.set_defaults(func=_airflow)
+
+    stack = sub.add_parser(
+        "stack",
+        help="start, stop or inspect a local Airflow: scheduler, dag-processor, triggerer, api-server",
+        description="The components a deployment runs, as background processes on this machine, "
+        "on the embedded warehouse's metadata database. Logs: CRM_HOME/logs/airflow.",
+    )
+    stack_sub = stack.add_subparsers(dest="action", required=True)
+    stack_start = stack_sub.add_parser("start", help="start every component and wait until healthy")
+    stack_start.add_argument(
+        "--executor", choices=["local", "celery"], default="local", help="default local"
+    )
+    stack_start.add_argument(
+        "--workers", type=int, default=2, help="Celery workers (default 2; Redis as broker)"
+    )
+    stack_start.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="run only triggered runs and backfills, never the nightly schedule",
+    )
+    stack_sub.add_parser("stop", help="stop every component (SIGTERM, then SIGKILL)")
+    stack_sub.add_parser("status", help="which components run, and where the UI is")
+    stack.set_defaults(func=_stack)
+
+    trigger = sub.add_parser(
+        "trigger", help="trigger the nightly DAG for a business date on the running stack"
+    )
+    trigger.add_argument("--date", type=_date, required=True, help="Hong Kong business date")
+    trigger.add_argument("--no-wait", action="store_true", help="return once triggered")
+    trigger.set_defaults(func=_trigger)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="re-run nights on the running stack, one at a time in date order",
+        description="Airflow backfill with max_active_runs=1 and reprocess_behavior=completed.",
+    )
+    backfill.add_argument("--from", dest="start", type=_date, required=True)
+    backfill.add_argument("--to", type=_date, required=True)
+    backfill.add_argument("--no-wait", action="store_true", help="return once created")
+    backfill.set_defaults(func=_backfill)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
     env.set_defaults(func=_env)

@@ -59,8 +59,8 @@ class Node:
 @dataclass(frozen=True)
 class Graph:
     nodes: dict[str, Node]
-    # Tests of several built nodes (relationships, singular tests over two models),
-    # with those nodes.
+    # Tests of several built nodes (relationships, singular tests over two models)
+    # or of sources only, with the built nodes they read.
     cross_tests: dict[str, tuple[str, ...]]
     # unique_id -> name of every test (data and unit tests).
     test_names: dict[str, str]
@@ -98,7 +98,7 @@ def project_graph(manifest_path: Path = MANIFEST) -> Graph:
         parents = sorted({p for p in test["depends_on"]["nodes"] if p in built})
         if len(parents) == 1:
             per_node[parents[0]].append(uid)
-        elif parents:
+        else:  # several nodes, or only sources
             cross[uid] = tuple(parents)
     nodes = {
         uid: Node(
@@ -291,7 +291,7 @@ def build(
                 " on conflict (dag_run_id, attempt, unique_id) do nothing",
                 rows,
             )
-    kept = _keep_run_results(target, work / "runs" / _safe(dag_run_id) / str(attempt))
+    kept = _keep_run_results(target, run_dir(dag_run_id, cfg.home) / str(attempt))
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[5]] = counts.get(row[5], 0) + 1
@@ -317,8 +317,10 @@ def build(
     return report
 
 
-def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+def run_dir(dag_run_id: str, home: Path) -> Path:
+    """Where each attempt of a DAG run's build keeps dbt's run_results.json."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dag_run_id)
+    return home / "dbt" / "runs" / safe
 
 
 def _keep_run_results(target: Path, keep_dir: Path) -> Path | None:

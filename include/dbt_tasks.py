@@ -2,18 +2,21 @@
 
 ``dbt.build`` runs the night's single ``dbt build`` (:func:`include.dbt_build.build`).
 Every model, seed and snapshot then gets a task that shows what dbt did with
-it and its tests (each test's status is the task's XCom and in its log),
-wired like the dbt graph: as in ``dbt build``, a node whose model or test
-failed is a failed task, and its descendants, which dbt skipped, are
-upstream_failed. One task per node, not per test, keeps a night's Airflow
-overhead small (831 tests).
+it and its tests (each test's status is the task's XCom and in its log): as
+in ``dbt build``, a node whose model or a test failed is a failed task, and
+the nodes dbt skipped because of it are skipped tasks. The status tasks all
+hang directly off ``dbt.build`` rather than being wired like the dbt graph: a
+chain of eleven levels cost about four seconds a level on a scheduler, and
+dbt's own lineage is in its docs. One task per node, not per test (831), keeps
+a night's Airflow overhead small.
 
 The status tasks start in the triggerer (``start_from_trigger``) and end there
 (:class:`DbtNodeTrigger` yields a task end event): on a scheduler they cost no
 worker slot and no process. ``airflow dags test`` runs their ``execute``
 instead, which reads the same results. A status task run again (cleared) whose
-node did not succeed builds that node again (``dbt build --select``): its
-parents' tasks have succeeded by then, or it would not run.
+node did not succeed builds that node again (``dbt build --select``) once its
+parents have succeeded in this run; clearing ``dbt.build`` with its downstream
+tasks rebuilds everything that failed or was skipped.
 
 This module is imported at DAG parse time: nothing heavy at import.
 """
@@ -87,9 +90,18 @@ class DbtNodeStatusOperator(BaseOperator):
 
     ui_color = "#f2e5d9"
 
-    def __init__(self, *, unique_ids: list[str], select: list[str], what: str, **kwargs):
+    def __init__(
+        self,
+        *,
+        unique_ids: list[str],
+        select: list[str],
+        what: str,
+        parents: list[str] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.unique_ids = list(unique_ids)
+        self.parents = list(parents or [])
         self.select = list(select)
         self.what = what
         self.start_from_trigger = True
@@ -117,11 +129,20 @@ class DbtNodeStatusOperator(BaseOperator):
         raise CrmError(f"{self.what} did not succeed:\n{report}")
 
     def rerun(self, context, event: dict | None = None) -> str:
+        from include.config import CrmError
         from include.dbt_build import build
         from include.pipeline import business_date_of
 
+        if self.parents:
+            parents = _outcome(context["run_id"], self.parents)
+            if not parents.ok:
+                raise CrmError(
+                    f"{self.what}: not rebuilt, its parents have not succeeded in this run:\n"
+                    f"{parents.summary(_names())}\nClear dbt.build with its downstream tasks."
+                )
+
         report = build(
-            business_date_of(context["data_interval_start"]),
+            business_date_of(context["data_interval_end"]),
             dag_run_id=context["run_id"],
             select=self.select,
         )
@@ -129,41 +150,42 @@ class DbtNodeStatusOperator(BaseOperator):
 
 
 def dbt_status_tasks(build_task, graph: Graph | None = None, **task_args) -> None:
-    """Status tasks for every node, wired like the dbt graph, after ``build_task``.
+    """A status task for every node, one group per domain, each right after ``build_task``.
 
     Call inside the DAG (or a task group) context.
     """
     graph = graph or project_graph()
-    model_task: dict[str, BaseOperator] = {}
     groups: dict[str, TaskGroup] = {}
+    tasks = []
     for uid, node in graph.nodes.items():
         if node.group not in groups:
             groups[node.group] = TaskGroup(group_id=node.group)
         with groups[node.group]:
-            model_task[uid] = DbtNodeStatusOperator(
-                task_id=node.name,
-                unique_ids=[uid, *node.tests],
-                select=[node.name],
-                what=f"{node.resource_type} {node.name} and its {len(node.tests)} tests",
-                doc_md=f"dbt {node.resource_type} `{uid}` and its tests in this run's build.",
+            tasks.append(
+                DbtNodeStatusOperator(
+                    task_id=node.name,
+                    unique_ids=[uid, *node.tests],
+                    select=[node.name],
+                    parents=list(node.parents),
+                    what=f"{node.resource_type} {node.name} and its {len(node.tests)} tests",
+                    doc_md=f"dbt {node.resource_type} `{uid}` and its tests in this run's build.",
+                    **task_args,
+                )
+            )
+    if graph.cross_tests:
+        tasks.append(
+            DbtNodeStatusOperator(
+                task_id="cross_model_tests",
+                unique_ids=sorted(graph.cross_tests),
+                select=sorted(graph.test_names[t] for t in graph.cross_tests),
+                parents=sorted({p for ps in graph.cross_tests.values() for p in ps}),
+                what="tests across models (relationships, singular tests) and on sources",
+                doc_md="dbt tests whose rows come from several models, or from sources only.",
                 **task_args,
             )
-    for uid, node in graph.nodes.items():
-        for parent in node.parents:
-            model_task[parent] >> model_task[uid]
-        if not node.parents:
-            # Runs once the build finished, failed or not: the status tasks say which
-            # node failed. Skipped when the build never ran (a gate failed before it).
-            model_task[uid].trigger_rule = TriggerRule.ONE_DONE
-            build_task >> model_task[uid]
-    if graph.cross_tests:
-        cross = DbtNodeStatusOperator(
-            task_id="cross_model_tests",
-            unique_ids=sorted(graph.cross_tests),
-            select=sorted(graph.test_names[t] for t in graph.cross_tests),
-            what="tests across models (relationships, singular tests)",
-            doc_md="dbt tests whose rows come from several models.",
-            **task_args,
         )
-        for parent in sorted({p for ps in graph.cross_tests.values() for p in ps}):
-            model_task[parent] >> cross
+    for status in tasks:
+        # Runs once the build finished, failed or not: the status tasks say which
+        # node failed. Skipped when the build never ran (a gate failed before it).
+        status.trigger_rule = TriggerRule.ONE_DONE
+        build_task >> status

@@ -8,43 +8,72 @@ from pathlib import Path
 
 import psycopg
 
-from include.config import redact, settings
+from include.config import CrmError, redact, settings
 
 LAYERS = ("raw", "ops", "quarantine", "staging", "intermediate", "marts", "pii", "reporting")
 
 
 def run_demo(*, history_days: int, nightly_days: int, seed: int) -> None:
-    from include.airflow_env import run_nightly
+    from include.airflow_env import check_business_dates, format_duration, run_nightly
+    from include.pipeline import last_complete_business_date
     from include.simulator import simulate
 
     cfg = settings()
     landing = cfg.landing_url.removeprefix("file://")
-    last_day = date.today() - timedelta(days=1)
+    # The latest day that has ended in Hong Kong (the machine's own date may differ).
+    last_day = last_complete_business_date()
     first_night = last_day - timedelta(days=nightly_days - 1)
     history_start = first_night - timedelta(days=history_days - 1)
     sim_args = dict(shop_url=cfg.shop_url, ground_truth_dir=cfg.ground_truth_dir, seed=seed)
+    check_business_dates(first_night, nightly_days)
     simulated_to = _simulated_to(cfg.shop_url)
+    logs = cfg.home / "logs"
+    print(
+        f"Logs: Airflow's output (all task logs) per night in {logs / 'nightly'}/<date>.log, "
+        f"dbt's own log in {logs / 'dbt'}."
+    )
     started = time.monotonic()
+    # Every day is simulated before the first night runs, as `crm simulate` then
+    # `crm run --days N` would: simulating a day after the previous night ran
+    # rewrites web files of the UTC date the two Hong Kong days share (hours
+    # 16-23), which that night already loaded, and the loader refuses files
+    # that changed after loading.
     if simulated_to is None:
-        print(f"Simulating {history_days} days of history, {history_start} to {first_night} ...")
+        days = (last_day - history_start).days + 1
+        print(f"Simulating {days} days, {history_start} to {last_day} ...")
         print(
-            simulate(landing_dir=Path(landing), start=history_start, days=history_days, **sim_args)
-        )
-        simulated_to = first_night
-    for offset in range(nightly_days):
-        day = first_night + timedelta(days=offset)
-        if simulated_to < day:
-            print(
-                simulate(
-                    landing_dir=Path(landing),
-                    start=None,
-                    days=(day - simulated_to).days,
-                    **sim_args,
-                )
+            _simulate(
+                simulate, landing_dir=Path(landing), start=history_start, days=days, **sim_args
             )
-            simulated_to = day
-        run_nightly(day)
-    print(report(cfg.warehouse_url, as_of=last_day, elapsed=time.monotonic() - started))
+        )
+    elif simulated_to < last_day:
+        print(
+            _simulate(
+                simulate,
+                landing_dir=Path(landing),
+                start=None,
+                days=(last_day - simulated_to).days,
+                **sim_args,
+            )
+        )
+    print(f"Running {nightly_days} night(s) with Airflow, {first_night} to {last_day}:")
+    for offset in range(nightly_days):
+        run_nightly(first_night + timedelta(days=offset))
+    elapsed = time.monotonic() - started
+    print(
+        f"Demo: {nightly_days} night(s), {first_night} to {last_day}, in {format_duration(elapsed)}."
+    )
+    print(report(cfg.warehouse_url, as_of=last_day, elapsed=elapsed))
+
+
+def _simulate(simulate, **kwargs) -> str:
+    """The simulator's refusals (another world in this shop database, ...) as one CrmError."""
+    try:
+        return simulate(**kwargs)
+    except ValueError as exc:
+        raise CrmError(
+            f"{exc} The demo builds its own world: run it in a fresh CRM_HOME."
+        ) from None
 
 
 def _simulated_to(shop_url: str) -> date | None:
@@ -92,8 +121,8 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(
-        "Airflow UI on the same metadata database: .venv/bin/crm airflow standalone "
-        "then open http://localhost:8080"
+        "Airflow UI with these runs: .venv/bin/crm stack start (prints the address; "
+        ".venv/bin/crm stack stop to end)"
     )
     if elapsed is not None:
         lines.append(f"Demo pipeline time: {elapsed:,.0f} s")

@@ -1,13 +1,14 @@
-"""The nightly pipeline's steps as plain functions of the run's data interval.
+"""The nightly pipeline's steps as plain functions of the run's end of day.
 
-DAG tasks call these; tests call them without Airflow. The business date of a
-run is the Hong Kong date at the start of its data interval.
+DAG tasks call these with the run's ``data_interval_end`` (its logical date:
+midnight in Hong Kong at the end of the business day); tests call them without
+Airflow. The business date of a run is the Hong Kong day that ends there.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from include.config import HK_TZ, CrmError, settings
@@ -15,8 +16,18 @@ from include.config import HK_TZ, CrmError, settings
 log = logging.getLogger(__name__)
 
 
-def business_date_of(data_interval_start: datetime) -> date:
-    return data_interval_start.astimezone(ZoneInfo(HK_TZ)).date()
+def business_date_of(day_end: datetime) -> date:
+    """The last Hong Kong day complete at ``day_end`` (a run's data_interval_end).
+
+    A scheduled run's ``day_end`` is the midnight that ends the business day; a
+    run triggered by hand at any time of day works on yesterday (Hong Kong).
+    """
+    return day_end.astimezone(ZoneInfo(HK_TZ)).date() - timedelta(days=1)
+
+
+def end_of(business_date: date) -> datetime:
+    """Midnight in Hong Kong at the end of the business day."""
+    return datetime.combine(business_date + timedelta(days=1), time(0), ZoneInfo(HK_TZ))
 
 
 def last_complete_business_date() -> date:
@@ -37,31 +48,33 @@ def check_runnable(business_date: date) -> None:
         )
 
 
-def extract_shop(data_interval_start: datetime, data_interval_end: datetime) -> dict:
+def extract_shop(day_end: datetime) -> dict:
     from include.extract_shop import extract_shop as run
 
-    check_runnable(business_date_of(data_interval_start))
+    business_date = business_date_of(day_end)
+    check_runnable(business_date)
     cfg = settings()
     outcomes = run(
         shop_url=cfg.shop_url,
         warehouse_url=cfg.warehouse_url,
-        business_date=business_date_of(data_interval_start),
-        interval_end=data_interval_end,
+        business_date=business_date,
+        # never past the end of the business day, whenever the run was triggered
+        interval_end=end_of(business_date),
     )
     return {o.object: o.rows_loaded for o in outcomes}
 
 
-def load_landing(source: str, data_interval_start: datetime) -> str:
+def load_landing(source: str, day_end: datetime) -> str:
     from include.landing import landing_from_url
     from include.loaders import SOURCES, load_source
 
-    check_runnable(business_date_of(data_interval_start))
+    check_runnable(business_date_of(day_end))
     cfg = settings()
     report = load_source(
         source,
         warehouse_url=cfg.warehouse_url,
         landing=landing_from_url(cfg.landing_url),
-        business_date=business_date_of(data_interval_start),
+        business_date=business_date_of(day_end),
     )
     if report.loaded:
         # Fresh planner statistics for the models that read the table next, rather
@@ -79,7 +92,7 @@ def analyze(warehouse_url: str, table: str) -> None:
         conn.execute(sql.SQL("analyze {}").format(sql.Identifier(*table.split("."))))
 
 
-def quality_gate(gate: str, data_interval_start: datetime) -> str:
+def quality_gate(gate: str, day_end: datetime) -> str:
     from expectations.gate import run_gate
 
     cfg = settings()
@@ -87,20 +100,20 @@ def quality_gate(gate: str, data_interval_start: datetime) -> str:
         gate,
         warehouse_url=cfg.warehouse_url,
         gx_dir=cfg.gx_dir,
-        business_date=business_date_of(data_interval_start),
+        business_date=business_date_of(day_end),
     )
     for warning in result.warning_failures:
         log.warning("quality warning: %s", warning)
     return f"{gate} gate passed; Data Docs: {result.data_docs_index}"
 
 
-def dbt_build(data_interval_start: datetime, run_id: str) -> str:
+def dbt_build(day_end: datetime, run_id: str) -> str:
     from include.dbt_build import build
 
-    return build(business_date_of(data_interval_start), dag_run_id=run_id).summary()
+    return build(business_date_of(day_end), dag_run_id=run_id).summary()
 
 
-def publish_segments(data_interval_start: datetime) -> dict[str, int]:
+def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 
-    return run(warehouse_url=settings().warehouse_url, as_of=business_date_of(data_interval_start))
+    return run(warehouse_url=settings().warehouse_url, as_of=business_date_of(day_end))

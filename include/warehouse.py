@@ -3,8 +3,8 @@
 Binaries come from the ``pgserver`` wheel (PostgreSQL 16) or, failing that,
 from the system's PostgreSQL. The server listens on 127.0.0.1 only, at a free
 port remembered in ``<CRM_HOME>/pg/state.json`` together with a generated
-password (password auth on TCP: Cosmos's profile mapping refuses a role
-without one). PostgreSQL refuses to run as root, so when invoked as root
+password (password auth on TCP: no role connects without one; trust
+auth would let any local user in). PostgreSQL refuses to run as root, so when invoked as root
 (CI does) the server runs as the unprivileged OS user ``crmpg``, created on
 first use.
 

@@ -52,3 +52,9 @@ def fresh_db_url(test_server) -> Iterator[str]:
     yield test_server.url(name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end module first: it is the longest, so with `-n 2 --dist loadfile`
+    one worker runs it while the other runs everything else."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)

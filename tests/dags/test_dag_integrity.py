@@ -74,14 +74,10 @@ def test_no_cycles_and_gates_guard_publication(dagbag):
     upstream = {t.task_id for t in publish.get_flat_relatives(upstream=True)}
     assert {"gate_raw", "gate_marts", "extract_shop", "load_pos", "load_web"} <= upstream
     assert any(t.startswith("dbt.") for t in upstream)
-    # dbt only starts after the raw gate.
-    dbt_roots = [
-        t
-        for t in dag.tasks
-        if t.task_id.startswith("dbt.")
-        and not any(u.startswith("dbt.") for u in t.upstream_task_ids)
-    ]
-    assert dbt_roots and all("gate_raw" in t.upstream_task_ids for t in dbt_roots)
+    # dbt only starts after the raw gate, and a failed build stops the marts gate.
+    build = dag.get_task("dbt.build")
+    assert "gate_raw" in build.upstream_task_ids
+    assert "gate_marts" in build.downstream_task_ids
 
 
 def test_every_landing_source_has_its_load_task(dagbag):
@@ -95,47 +91,35 @@ def test_every_landing_source_has_its_load_task(dagbag):
     assert load_tasks == set(SOURCES)
 
 
-def test_every_dbt_node_is_built_once_in_its_domain_and_domains_run_in_order(dagbag):
-    """Each model, seed and snapshot of the manifest is one `dbt build` task in exactly one
-    domain group; a node's parents are built in its own group or an earlier one; tests
-    spanning models run after every domain."""
+def test_every_dbt_node_has_one_status_task_after_the_one_build(dagbag):
+    """One `dbt build` task; every model, seed and snapshot of the manifest has exactly one
+    status task holding it and its own tests; every test of the project is watched by
+    exactly one status task; all of them follow the build and guard the marts gate."""
     import json
 
     manifest = json.loads((DAGS_DIR.parent / "dbt_project/target/manifest.json").read_text())
     dag = dagbag.dags["crm_nightly"]
-    # domain groups in the order they were created (= the order they are chained in)
-    groups = dag.task_group.get_child_by_label("dbt").children
-    order = [label.split(".")[1] for label, child in groups.items() if hasattr(child, "children")]
-    assert order[0] == "staging" and len(order) >= 6, order
-    built: dict[str, list[str]] = {}
-    for task in dag.tasks:
-        parts = task.task_id.split(".")
-        if parts[0] == "dbt" and len(parts) == 3 and parts[2].endswith("_build"):
-            name = parts[2].rsplit("_", 2)[0]
-            built.setdefault(name, []).append(parts[1])
-    nodes = {
-        n["unique_id"]: n
-        for n in manifest["nodes"].values()
-        if n["resource_type"] in ("model", "seed", "snapshot") and n["package_name"] == "crm"
+    status = [t for t in dag.tasks if t.task_id.startswith("dbt.") and t.task_id != "dbt.build"]
+    watched: dict[str, list[str]] = {}
+    for task in status:
+        for uid in task.unique_ids:
+            watched.setdefault(uid, []).append(task.task_id)
+    built = {
+        uid
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] in ("model", "seed", "snapshot")
     }
-    by_name = {n["name"]: n for n in nodes.values()}
-    assert set(built) == set(by_name), (
-        f"not built: {sorted(set(by_name) - set(built))}; unknown: {sorted(set(built) - set(by_name))}"
-    )
-    twice = {name: groups for name, groups in built.items() if len(groups) != 1}
-    assert not twice, f"built in several domains: {twice}"
-    for name, node in by_name.items():
-        mine = order.index(built[name][0])
-        for parent in node.get("depends_on", {}).get("nodes", []):
-            if parent in nodes:
-                theirs = order.index(built[nodes[parent]["name"]][0])
-                assert theirs <= mine, (
-                    f"{name} ({order[mine]}) needs {nodes[parent]['name']} ({order[theirs]}),"
-                    " built in a later domain"
-                )
-    tests = dag.get_task("dbt.cross_model_tests")
-    upstream = {t.task_id for t in tests.get_flat_relatives(upstream=True)}
-    assert {f"dbt.{d}" for d in order} & {u.rsplit(".", 1)[0] for u in upstream} == {
-        f"dbt.{d}" for d in order
-    }
-    assert "gate_marts" in tests.downstream_task_ids
+    tests = {uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "test"}
+    tests |= set(manifest.get("unit_tests", {}))
+    assert built | tests == set(watched), sorted((built | tests) ^ set(watched))[:10]
+    twice = {uid: ts for uid, ts in watched.items() if len(ts) != 1}
+    assert not twice, f"watched by several tasks: {list(twice.items())[:5]}"
+    names = {manifest["nodes"][uid]["name"] for uid in built}
+    assert {t.task_id.rsplit(".", 1)[1] for t in status} == names | {"cross_model_tests"}
+    for task in status:
+        assert task.upstream_task_ids == {"dbt.build"}, task.task_id
+        assert task.trigger_rule == "one_done", task.task_id
+        assert "gate_marts" in task.downstream_task_ids, task.task_id
+        # They start and end in the triggerer: no worker slot per node on a scheduler.
+        assert task.start_from_trigger and task.start_trigger_args, task.task_id
+    assert dag.get_task("dbt.build").retries == 0
