@@ -10,7 +10,6 @@ FROM python:3.11-slim
 # include/airflow_env.py).
 ENV DO_NOT_TRACK=1 \
     SCARF_ANALYTICS=false \
-    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False \
     AIRFLOW__CORE__ANALYTICS_ENABLED=False \
     DBT_SEND_ANONYMOUS_USAGE_STATS=False \
     GX_ANALYTICS_ENABLED=False \

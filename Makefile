@@ -10,7 +10,6 @@ MANIFEST := dbt_project/target/manifest.json
 # No telemetry from any tool, ever.
 export DO_NOT_TRACK := 1
 export SCARF_ANALYTICS := false
-export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export GX_ANALYTICS_ENABLED := False
 

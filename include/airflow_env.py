@@ -3,7 +3,7 @@
 Airflow's metadata lives in the embedded server's ``airflow`` database (or
 ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when set), ``AIRFLOW_HOME`` under
 ``CRM_HOME``, DAGs from the repository's ``dags/`` folder. Telemetry of Airflow,
-Cosmos, dbt and GX is switched off: this platform sends nothing anywhere.
+dbt and GX is switched off: this platform sends nothing anywhere.
 
 ``run_nightly`` writes Airflow's output for a night to
 ``CRM_HOME/logs/nightly/<business date>.log`` and shows one status line per
@@ -16,7 +16,6 @@ success.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 import signal
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -38,7 +36,6 @@ from include.config import HK_TZ, REPO_ROOT, CrmError, settings
 DAG_ID = "crm_nightly"
 
 TELEMETRY_OFF = {
-    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     "AIRFLOW__CORE__ANALYTICS_ENABLED": "False",
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
@@ -48,18 +45,14 @@ TELEMETRY_OFF = {
 
 
 def airflow_env() -> dict[str, str]:
+    """The environment of every Airflow process of this project, from the settings.
+
+    The tasks read the warehouse, shop and landing zone from the same settings
+    (include/config.py), so no Airflow connection is needed.
+    """
     cfg = settings()
     home = cfg.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    wh = urlsplit(cfg.warehouse_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": wh.hostname,
-        "port": wh.port or 5432,
-        "login": wh.username,
-        "password": wh.password,
-        "schema": wh.path.lstrip("/"),
-    }
     meta = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or _metadata_url(cfg)
     env = {
         **os.environ,
@@ -74,7 +67,6 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
             "AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"
         ),
-        "AIRFLOW_CONN_CRM_WAREHOUSE": json.dumps(conn),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     return env

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Before anything imports Airflow: a throw-away AIRFLOW_HOME, no telemetry.
@@ -17,7 +17,6 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 for _key, _value in {
-    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
@@ -43,15 +42,29 @@ def test_server(tmp_path_factory) -> Iterator[EmbeddedWarehouse]:
 
 
 @pytest.fixture
-def fresh_db_url(test_server) -> Iterator[str]:
-    """A `postgresql://user:password@127.0.0.1:port/db` URL of a new, empty database."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+def make_database(test_server) -> Iterator[Callable[[str], str]]:
+    """Create new, empty databases (``make_database("t_shop")`` returns its URL);
+    every one is dropped after the test."""
     admin = test_server.url("postgres")
+    made: list[str] = []
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        made.append(name)
+        return test_server.url(name)
+
+    yield make
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield test_server.url(name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+        for name in made:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def fresh_db_url(make_database) -> str:
+    """A `postgresql://user:password@127.0.0.1:port/db` URL of a new, empty database."""
+    return make_database()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -99,13 +99,13 @@ def simulate() -> None:
 
 def load_last_night() -> None:
     """What the DAG's extract and load tasks do for the last business date."""
-    from include.pipeline import extract_shop, load_landing
+    from include.pipeline import end_of, extract_shop, load_landing
 
     t0 = clock.monotonic()
-    start = datetime.combine(LAST_DAY, time(0), tzinfo=HK)
-    extract_shop(start, start + timedelta(days=1))
+    day_end = end_of(LAST_DAY)  # the run's data_interval_end
+    extract_shop(day_end)
     for source in LANDING_SOURCES:
-        load_landing(source, start)
+        load_landing(source, day_end)
     _log(f"extract and load {LAST_DAY}", t0)
 
 

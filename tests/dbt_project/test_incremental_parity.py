@@ -107,13 +107,13 @@ def simulate(*args: str) -> None:
 
 def load_night(day: date) -> None:
     """What the DAG's extract and load tasks do for business date ``day``."""
-    from include.pipeline import extract_shop, load_landing
+    from include.pipeline import end_of, extract_shop, load_landing
 
     t0 = clock.monotonic()
-    start = datetime.combine(day, time(0), tzinfo=HK)
-    extract_shop(start, start + timedelta(days=1))
+    day_end = end_of(day)  # the run's data_interval_end
+    extract_shop(day_end)
     for source in LANDING_SOURCES:
-        load_landing(source, start)
+        load_landing(source, day_end)
     _log(f"load {day}", t0)
 
 

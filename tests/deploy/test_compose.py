@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from include.airflow_env import TELEMETRY_OFF
 from include.deploy import compose_environment, placeholder_secrets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,15 +90,6 @@ SHARED_ENV = (
     "CRM_HOME",
     "CRM_CUSTOMER_KEY_SECRET",
 )
-
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "1",
-    "SCARF_ANALYTICS": "false",
-    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-    "GX_ANALYTICS_ENABLED": "False",
-    "AIRFLOW__CORE__ANALYTICS_ENABLED": "False",
-}
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|JWT|TOKEN", re.IGNORECASE)
 # ${NAME...} interpolated by compose; $${NAME} is escaped (the container's own variable).

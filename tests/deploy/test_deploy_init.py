@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
@@ -13,15 +10,9 @@ from include.deploy import init, main
 
 
 @pytest.fixture
-def shop_db_url(test_server) -> Iterator[str]:
+def shop_db_url(make_database) -> str:
     """A second new, empty database (fresh_db_url is the warehouse)."""
-    name = f"t_shop_{uuid.uuid4().hex[:12]}"
-    admin = test_server.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield test_server.url(name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    return make_database("t_shop")
 
 
 def tables(url: str) -> set[str]:
