@@ -41,10 +41,10 @@ interval, midnight to midnight Asia/Hong_Kong).
   what failed or was skipped, then the status tasks, gates and publication
   follow. Clearing one red status task re-runs that node alone.
 - Re-running any task or the whole run for the same date changes nothing.
-- Backfill: `airflow backfill create --dag-id crm_nightly --from-date D1
-  --to-date D2 --reprocess-behavior completed --max-active-runs 1` (a
-  backfill's own `max_active_runs` ignores the DAG's: without 1 nights would
-  interleave; locally: `crm run --date D1 --days N`); end it at the latest
+- Backfill: `crm backfill --from D1 --to D2` (one night at a time, in date
+  order: a backfill's own `max_active_runs` ignores the DAG's; the README has
+  the `airflow backfill create` form, logical date of day D = D+1 00:00 HK;
+  without a scheduler: `crm run --date D1 --days N`); end it at the latest
   night so the marts are current again.
 - A run for a day that has not ended in Hong Kong fails at its first task
   with one sentence; `crm run` refuses it, and dates before the DAG's start.

@@ -149,7 +149,7 @@ def check_business_dates(first: date, days: int = 1) -> None:
     A range is refused as a whole, before anything runs.
     """
     from include.dag_defaults import START_DATE
-    from include.pipeline import last_complete_business_date
+    from include.pipeline import check_runnable, last_complete_business_date
 
     start = START_DATE.astimezone(ZoneInfo(HK_TZ)).date()
     latest = last_complete_business_date()
@@ -160,11 +160,7 @@ def check_business_dates(first: date, days: int = 1) -> None:
         raise CrmError(
             f"Business date {first} is before the nightly DAG's start date {start}: nothing was run."
         )
-    if first > latest:
-        raise CrmError(
-            f"Business date {first} has not ended in Hong Kong yet (the latest complete day "
-            f"is {latest}): nothing was run."
-        )
+    check_runnable(first)  # the DAG's own refusal of a day that has not ended
     if last > latest:
         raise CrmError(
             f"The nights {first} to {last} run past the latest complete day in Hong Kong "

@@ -65,6 +65,11 @@ class Graph:
     # unique_id -> name of every test (data and unit tests).
     test_names: dict[str, str]
 
+    @property
+    def names(self) -> dict[str, str]:
+        """unique_id -> name of every node and test."""
+        return {**{u: n.name for u, n in self.nodes.items()}, **self.test_names}
+
 
 def _group(node: dict) -> str:
     """The UI group of a node: its domain folder (staging, identity, core, ...)."""
@@ -165,16 +170,22 @@ class NodeOutcome:
         return "\n".join(lines)
 
 
+def latest_results(conn, dag_run_id: str, unique_ids: list[str] | None = None) -> dict:
+    """unique_id -> (status, message) of the latest attempt that built it in this run."""
+    rows = conn.execute(
+        "select distinct on (unique_id) unique_id, status, message from ops.dbt_node_results"
+        " where dag_run_id = %s and (%s::text[] is null or unique_id = any(%s))"
+        " order by unique_id, attempt desc",
+        (dag_run_id, unique_ids, unique_ids),
+    ).fetchall()
+    return {uid: (status, message) for uid, status, message in rows}
+
+
 def node_outcome(warehouse_url: str, dag_run_id: str, unique_ids: list[str]) -> NodeOutcome:
     import psycopg
 
     with psycopg.connect(warehouse_url) as conn:
-        rows = conn.execute(
-            "select distinct on (unique_id) unique_id, status, message from ops.dbt_node_results"
-            " where dag_run_id = %s and unique_id = any(%s) order by unique_id, attempt desc",
-            (dag_run_id, unique_ids),
-        ).fetchall()
-    statuses = {uid: (status, message) for uid, status, message in rows}
+        statuses = latest_results(conn, dag_run_id, unique_ids)
     return NodeOutcome(statuses=statuses, missing=[u for u in unique_ids if u not in statuses])
 
 
@@ -197,13 +208,9 @@ def _retry_selection(conn, dag_run_id: str, graph: Graph) -> list[str] | None:
 
     None (everything) when no earlier attempt recorded a result or all succeeded.
     """
-    rows = conn.execute(
-        "select distinct on (unique_id) unique_id, status from ops.dbt_node_results"
-        " where dag_run_id = %s order by unique_id, attempt desc",
-        (dag_run_id,),
-    ).fetchall()
-    failed = [uid for uid, status in rows if status not in OK_STATUSES]
-    if not rows or not failed:
+    latest = latest_results(conn, dag_run_id)
+    failed = [uid for uid, (status, _) in latest.items() if status not in OK_STATUSES]
+    if not failed:
         return None
     owner = {t: uid for uid, node in graph.nodes.items() for t in node.tests}
     select = set()

@@ -49,6 +49,19 @@ def _outcome(run_id: str, unique_ids: list[str]):
     return node_outcome(settings().warehouse_url, run_id, unique_ids)
 
 
+def verdict(outcome, try_number: int) -> str:
+    """What a status task does with its nodes' results: the one rule for both paths.
+
+    "success", "rerun" (cleared by a person: build the node again), "skipped"
+    (dbt skipped it because of a failure upstream) or "failed".
+    """
+    if outcome.ok:
+        return "success"
+    if try_number > 1:
+        return "rerun"
+    return "skipped" if outcome.skipped else "failed"
+
+
 class DbtNodeTrigger(BaseTrigger):
     """Ends a dbt status task from the recorded results, without a worker."""
 
@@ -63,14 +76,15 @@ class DbtNodeTrigger(BaseTrigger):
     async def run(self):
         ti = self.task_instance
         outcome = await asyncio.to_thread(_outcome, ti.run_id, self.unique_ids)
-        report = outcome.summary(_names())
-        if outcome.ok:
+        names = project_graph().names
+        report = outcome.summary(names)
+        decided = verdict(outcome, ti.try_number)
+        if decided == "success":
             self.log.info("%s: dbt reported\n%s", self.what, report)
-            yield TaskSuccessEvent(xcoms={"return_value": outcome.by_name(_names())})
-        elif ti.try_number > 1:
-            # Cleared by a person: build the node again on a worker.
-            yield TriggerEvent({"rerun": True})
-        elif outcome.skipped:
+            yield TaskSuccessEvent(xcoms={"return_value": outcome.by_name(names)})
+        elif decided == "rerun":
+            yield TriggerEvent({"rerun": True})  # resumes on a worker: rerun()
+        elif decided == "skipped":
             self.log.warning(
                 "%s: dbt skipped it (a test it depends on failed)\n%s", self.what, report
             )
@@ -78,11 +92,6 @@ class DbtNodeTrigger(BaseTrigger):
         else:
             self.log.error("%s did not succeed:\n%s", self.what, report)
             yield TaskFailedEvent()
-
-
-def _names() -> dict[str, str]:
-    graph = project_graph()
-    return {**{u: n.name for u, n in graph.nodes.items()}, **graph.test_names}
 
 
 class DbtNodeStatusOperator(BaseOperator):
@@ -117,14 +126,16 @@ class DbtNodeStatusOperator(BaseOperator):
         from include.config import CrmError
 
         outcome = _outcome(context["run_id"], self.unique_ids)
-        report = outcome.summary(_names())
-        if outcome.ok:
+        names = project_graph().names
+        report = outcome.summary(names)
+        decided = verdict(outcome, context["ti"].try_number)
+        if decided == "success":
             self.log.info("%s: dbt reported\n%s", self.what, report)
-            return outcome.by_name(_names())
-        if context["ti"].try_number > 1:
+            return outcome.by_name(names)
+        if decided == "rerun":
             self.rerun(context)
-            return
-        if outcome.skipped:
+            return None
+        if decided == "skipped":
             raise AirflowSkipException(f"{self.what}: dbt skipped it (a test it depends on failed)")
         raise CrmError(f"{self.what} did not succeed:\n{report}")
 
@@ -138,7 +149,7 @@ class DbtNodeStatusOperator(BaseOperator):
             if not parents.ok:
                 raise CrmError(
                     f"{self.what}: not rebuilt, its parents have not succeeded in this run:\n"
-                    f"{parents.summary(_names())}\nClear dbt.build with its downstream tasks."
+                    f"{parents.summary(project_graph().names)}\nClear dbt.build with its downstream tasks."
                 )
 
         report = build(
