@@ -5,12 +5,11 @@ Airflow's metadata lives in the embedded server's ``airflow`` database (or
 ``CRM_HOME``, DAGs from the repository's ``dags/`` folder. Telemetry of Airflow,
 dbt and GX is switched off: this platform sends nothing anywhere.
 
-``run_nightly`` writes Airflow's output for a night to
-``CRM_HOME/logs/nightly/<business date>.log`` and shows one status line per
-night instead, read from the metadata DB's ``dag_run`` and ``task_instance``
-tables about once a second. It refuses dates the DAG cannot run (before its
-start, not ended in Hong Kong) and never reports a run that ran nothing as a
-success.
+The progress line of a night (``NightProgress``) is read from the metadata
+DB's ``dag_run`` and ``task_instance`` tables about once a second; dates the
+DAG cannot run (before its start, not ended in Hong Kong) are refused before
+Airflow starts, and a run that ran nothing is never reported as a success.
+``include.nights`` runs the nights.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -484,118 +482,3 @@ def failure_report(
         f"The night of {business_date} failed at {at}; the error lines above are from {log_path}."
     )
     return "\n".join(lines), message
-
-
-def _metadata_psycopg_url(env: dict[str, str]) -> str:
-    return psycopg_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-
-
-def nightly_log_path(business_date: date, log_dir: Path | None = None) -> Path:
-    folder = Path(log_dir) if log_dir is not None else settings().home / "logs" / "nightly"
-    return folder / f"{business_date}.log"
-
-
-def run_nightly(
-    business_date: date, *, progress: bool = True, log_dir: Path | None = None
-) -> RunStatus:
-    """Run the whole nightly DAG for one business date with ``airflow dags test``.
-
-    With ``progress`` (the default) Airflow's output goes to
-    ``CRM_HOME/logs/nightly/<date>.log`` and the terminal shows one status line
-    read from the metadata DB; without it the output streams to the terminal.
-    Raises :class:`CrmError` when the run failed or ran no task.
-    """
-    check_business_dates(business_date)
-    env = airflow_env()
-    env.setdefault("CRM_TASK_RETRIES", "0")  # interactive: fail fast, do not wait for retries
-    metadata_url = _metadata_psycopg_url(env)
-    args = ("dags", "test", DAG_ID, logical_date_for(business_date).isoformat())
-    if not progress:
-        migrate(env)
-        after_id = last_run_id(metadata_url)
-        print(f"== crm_nightly for business date {business_date} ==", flush=True)
-        result = _airflow(*args, env=env, check=False)
-        status = _final_status(metadata_url, business_date, after_id)
-        if result.returncode != 0:
-            failed = ", ".join(status.failed) if status and status.failed else "no task"
-            raise CrmError(
-                f"The night of {business_date} failed at {failed} (airflow exit code "
-                f"{result.returncode}); see its output above."
-            )
-        return check_ran(status, business_date)
-
-    log_path = nightly_log_path(business_date, log_dir)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env["NO_COLOR"] = "1"  # plain text in the log file
-    env.setdefault("DBT_USE_COLORS", "False")
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(
-            f"\n===== crm_nightly for business date {business_date}: started "
-            f"{datetime.now().astimezone().isoformat(timespec='seconds')} =====\n"
-        )
-        log.flush()
-        migrate(env, log=log)
-        after_id = last_run_id(metadata_url)
-        log.flush()
-        offset = log.tell()
-        meter = NightProgress(metadata_url, business_date, after_id=after_id)
-        proc = subprocess.Popen(
-            [_airflow_bin(), *args], env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        meter.start()
-        try:
-            returncode = proc.wait()
-        except KeyboardInterrupt:
-            _stop_process(proc)
-            meter.stop()
-            meter.finish(
-                f"night {business_date}: interrupted after {meter.elapsed()}; log: {log_path}"
-            )
-            raise
-        finally:
-            meter.stop()
-    status = _final_status(metadata_url, business_date, after_id)
-    elapsed = meter.elapsed()
-    if returncode != 0 or (status is not None and status.state == "failed"):
-        text, message = failure_report(
-            status,
-            business_date,
-            elapsed=elapsed,
-            log_path=log_path,
-            returncode=returncode,
-            log_offset=offset,
-        )
-        meter.finish(text)
-        raise CrmError(message)
-    try:
-        check_ran(status, business_date)
-    except CrmError:
-        meter.finish(f"night {business_date}: NOTHING RAN after {elapsed}; log: {log_path}")
-        raise
-    meter.finish(f"night {business_date}: success in {elapsed} ({status.total} tasks)")
-    return status
-
-
-def _final_status(metadata_url: str, business_date: date, after_id: int) -> RunStatus | None:
-    try:
-        with psycopg.connect(metadata_url, connect_timeout=10) as conn:
-            return read_run(conn, business_date, after_id=after_id)
-    except psycopg.errors.UndefinedTable:
-        return None  # Airflow never got as far as its schema: the log says why
-    except psycopg.Error as exc:
-        raise CrmError(
-            f"Could not read the state of the run for {business_date} from Airflow's metadata "
-            f"database: {exc}"
-        ) from None
-
-
-def _stop_process(proc: subprocess.Popen) -> None:
-    """Ask `airflow dags test` to stop (as Ctrl-C would), then insist."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

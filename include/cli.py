@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date, timedelta
+from datetime import date
 
 from include.config import CrmError, crm_home, redact, settings
 
@@ -70,12 +70,12 @@ def _path(url: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from include.airflow_env import check_business_dates, run_nightly
+    from include.airflow_env import check_business_dates
+    from include.nights import run_nights
 
     # The whole range is checked before Airflow starts: all nights or none.
     check_business_dates(args.date, args.days)
-    for offset in range(args.days):
-        run_nightly(args.date + timedelta(days=offset), progress=not args.verbose)
+    run_nights(args.date, args.days, progress=not args.verbose)
     return 0
 
 

@@ -14,7 +14,8 @@ LAYERS = ("raw", "ops", "quarantine", "staging", "intermediate", "marts", "pii",
 
 
 def run_demo(*, history_days: int, nightly_days: int, seed: int) -> None:
-    from include.airflow_env import check_business_dates, format_duration, run_nightly
+    from include.airflow_env import check_business_dates, format_duration
+    from include.nights import run_nights
     from include.pipeline import last_complete_business_date
     from include.simulator import simulate
 
@@ -57,8 +58,7 @@ def run_demo(*, history_days: int, nightly_days: int, seed: int) -> None:
             )
         )
     print(f"Running {nightly_days} night(s) with Airflow, {first_night} to {last_day}:")
-    for offset in range(nightly_days):
-        run_nightly(first_night + timedelta(days=offset))
+    run_nights(first_night, nightly_days)
     elapsed = time.monotonic() - started
     print(
         f"Demo: {nightly_days} night(s), {first_night} to {last_day}, in {format_duration(elapsed)}."

@@ -1,7 +1,7 @@
 """The whole nightly pipeline with real Airflow against the embedded warehouse, on
 simulated data, along every path a night can take:
 
-1. `crm run` (`airflow dags test`) for the first night;
+1. `crm run` (Airflow's `dags test`, in one process for all nights) for the first night;
 2. a real scheduler (`crm stack start`: scheduler, dag-processor, triggerer,
    api-server, LocalExecutor): the second night triggered through the REST API,
    then the same night again through `airflow dags test`, which changes nothing;
@@ -9,7 +9,7 @@ simulated data, along every path a night can take:
    both nights runs them one at a time in date order and changes nothing;
 4. a night whose dbt test fails: the run fails, dbt's skips are Airflow skips,
    nothing is published; after the fix, clearing `dbt.build` re-runs what failed;
-5. a night whose raw gate fails stops before dbt.
+5. a night whose raw gate fails stops before dbt, and `crm run` runs no later night.
 
 Each Airflow state of a dbt node is compared with dbt's own run_results.json.
 """
@@ -350,6 +350,8 @@ def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(worl
 def test_a_failed_critical_expectation_stops_publication(world, local_night):
     """Breaks raw data on purpose: the night must fail at the raw gate and leave the
     published segments exactly as they were (the store master is put back after)."""
+    from include.airflow_env import logical_date_for
+
     night = FAILING_GATE_NIGHT
     with psycopg.connect(world["url"]) as conn:
         conn.execute("create table public.stores_kept as select * from raw.stores")
@@ -357,9 +359,17 @@ def test_a_failed_critical_expectation_stops_publication(world, local_night):
         before = conn.execute(
             "select as_of_date, count(*) from reporting.customer_segments group by 1"
         ).fetchall()
-    result = crm(world["home"], "run", "--date", night.isoformat(), check=False)
+    # Two nights asked for: the first fails, so the second must not run at all.
+    result = crm(world["home"], "run", "--date", night.isoformat(), "--days", "2", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
+    assert f"The night of {night} failed at gate_raw" in result.stderr
+    assert f"night {night + timedelta(days=1)}" not in result.stdout
+    assert not airflow_rows(
+        world,
+        "select run_id from dag_run where dag_id = 'crm_nightly' and logical_date = %s",
+        (logical_date_for(night + timedelta(days=1)),),
+    )
     log = (world["home"] / "logs" / "nightly").glob(f"{night}*.log")
     output += "".join(p.read_text() for p in log)
     assert "raw.stores" in output

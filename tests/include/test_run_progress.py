@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from include import airflow_env
+from include import nights as nights_module
 from include.airflow_env import (
     DAG_ID,
     NightProgress,
@@ -40,11 +41,13 @@ DAY = date(2026, 11, 20)
 
 @pytest.fixture
 def started_nights(monkeypatch) -> list[date]:
-    """Nights `crm run` would have started (run_nightly replaced by a recorder)."""
+    """Nights `crm run` would have started (Airflow's process replaced by a recorder)."""
     nights: list[date] = []
-    monkeypatch.setattr(
-        airflow_env, "run_nightly", lambda day, **kwargs: nights.append(day), raising=True
-    )
+
+    def run_nights(first, days=1, **kwargs):
+        nights.extend(first + timedelta(days=n) for n in range(days))
+
+    monkeypatch.setattr(nights_module, "run_nights", run_nights, raising=True)
     return nights
 
 
