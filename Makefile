@@ -37,7 +37,7 @@ lock: ## re-pin requirements.lock after changing dependencies in pyproject.toml
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev -o requirements.lock pyproject.toml
 
-demo: setup ## start the warehouse, simulate 90 days, run the nightly DAG for 3 days, show results
+demo: setup ## start the warehouse, simulate 450 days, run the nightly DAG for 3 days, show results
 	$(BIN)/crm warehouse start
 	$(BIN)/crm demo
 

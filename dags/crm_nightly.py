@@ -7,7 +7,9 @@ interval, midnight to midnight Asia/Hong_Kong).
 1. **Extract and load** (`extract_shop`, `load_<source>`): the shop database
    incrementally by `updated_at`, and every landing-zone file dated up to the
    business day that is not in `ops.load_ledger` yet (late files are caught up
-   by the next run). Bad rows go to `quarantine.rejected_rows`.
+   by the next run). Bad rows go to `quarantine.rejected_rows`. A source the
+   retailer does not have (not in `CRM_SOURCES`, README "Only some sources")
+   is skipped with the reason in its log; the raw gate runs when no load failed.
 2. **Raw gate** (`gate_raw`): Great Expectations on raw row counts and failed
    loads. A critical failure stops the run here.
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
@@ -22,12 +24,24 @@ interval, midnight to midnight Asia/Hong_Kong).
 5. **Publish** (`publish_segments`): RFM segments into
    `reporting.customer_segments` for the business day. Runs only when both
    gates passed, so a failed gate leaves yesterday's publication in place.
+6. **Models** (`ml` task group, after the marts gate; `ml/nightly.py`):
+   `ml.segments` (k-means behavioural segments), `ml.churn` (churn risk),
+   `ml.customer_forecast` (purchases and spend per customer),
+   `ml.sales_forecast` (daily sales by channel, store, category). Each trains
+   on its cadence (or loads the stored model), validates against its
+   baselines when trained (`reporting.model_validation`), scores the day and
+   stages its rows; `ml.publish` checks them (coverage, ranges, no personal
+   data) and publishes them to `reporting.*` in one transaction. A model
+   whose history is too short is skipped, saying why.
 
 ## Triage
 - `load_*` failed: the log names each failed file and why (missing column,
   unreadable gzip, bad encoding); see `select * from ops.load_ledger where
   status = 'failed' order by load_id desc`. Fix or re-send the file (new name)
   and clear the task: loads are idempotent.
+- `extract_shop` failed with "The shop database ... has no table(s) ...": the
+  shop database lacks tables or columns of the contract; if the retailer has
+  no online shop, leave shop out of `CRM_SOURCES`.
 - `gate_*` failed: the log lists the critical expectations that failed and the
   path of the Data Docs page with details. Fix the data or the model, then
   clear the gate task.
@@ -40,6 +54,11 @@ interval, midnight to midnight Asia/Hong_Kong).
   clear `dbt.build` with its downstream tasks: the new attempt builds only
   what failed or was skipped, then the status tasks, gates and publication
   follow. Clearing one red status task re-runs that node alone.
+- `ml.<model>` failed: `select * from ops.model_runs where status = 'failed'
+  order by run_id desc` gives the step and the error. Clearing the task
+  re-runs it (the stored model is reused). `ml.publish` failed: its log lists
+  each check that failed (e.g. customers without a churn score); nothing of
+  that night was published, the previous publication stands.
 - Re-running any task or the whole run for the same date changes nothing.
 - Backfill: `crm backfill --from D1 --to D2` (one night at a time, in date
   order: a backfill's own `max_active_runs` ignores the DAG's; the README has
@@ -65,6 +84,9 @@ LANDING_SOURCES = ("pos", "stores", "loyalty", "web", "complaints", "privacy")
 RAW = Asset("crm://warehouse/raw")
 MARTS = Asset("crm://warehouse/marts")
 SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
+MODELS = Asset("crm://warehouse/reporting/models")
+# The ml task group's models (ml.nightly.STEPS), trained on their cadence and scored nightly.
+ML_MODELS = ("segments", "churn", "customer_forecast", "sales_forecast")
 
 
 @dag(
@@ -86,15 +108,25 @@ SEGMENTS = Asset("crm://warehouse/reporting/customer_segments")
 def crm_nightly():
     @task(outlets=[RAW])
     def extract_shop(data_interval_end=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from include import pipeline
 
-        return pipeline.extract_shop(data_interval_end)
+        try:
+            return pipeline.extract_shop(data_interval_end)
+        except pipeline.SourceNotDeclared as exc:  # no online shop (CRM_SOURCES)
+            raise AirflowSkipException(str(exc)) from None
 
     @task(outlets=[RAW])
     def load_landing(source: str, data_interval_end=None) -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from include import pipeline
 
-        return pipeline.load_landing(source, data_interval_end)
+        try:
+            return pipeline.load_landing(source, data_interval_end)
+        except pipeline.SourceNotDeclared as exc:  # not a source of this retailer
+            raise AirflowSkipException(str(exc)) from None
 
     @task
     def gate(name: str, data_interval_end=None) -> str:
@@ -115,15 +147,46 @@ def crm_nightly():
 
         return pipeline.publish_segments(data_interval_end)
 
+    @task
+    def model_step(name: str, data_interval_end=None, run_id=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include import pipeline
+        from ml import nightly
+
+        try:
+            return nightly.run(
+                name, business_date=pipeline.business_date_of(data_interval_end), dag_run_id=run_id
+            )
+        except nightly.NotEnoughHistory as exc:
+            raise AirflowSkipException(str(exc)) from None
+
+    # Runs when no model failed: a model skipped for lack of history publishes nothing.
+    @task(task_id="publish", outlets=[MODELS], trigger_rule="none_failed")
+    def publish_models(data_interval_end=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include import pipeline
+        from ml import nightly
+
+        try:
+            return nightly.publish_night(pipeline.business_date_of(data_interval_end))
+        except nightly.NotEnoughHistory as exc:
+            raise AirflowSkipException(str(exc)) from None
+
     loads = [extract_shop()] + [
         load_landing.override(task_id=f"load_{source}")(source) for source in LANDING_SOURCES
     ]
-    gate_raw = gate.override(task_id="gate_raw")("raw")
+    # Undeclared sources' loads are skipped; a failed load still stops the night here.
+    gate_raw = gate.override(task_id="gate_raw", trigger_rule="none_failed_min_one_success")("raw")
     with TaskGroup(group_id="dbt") as dbt:
         build = dbt_build()
         dbt_status_tasks(build, retries=0)
     gate_marts = gate.override(task_id="gate_marts", outlets=[MARTS])("marts")
-    chain(loads, gate_raw, dbt, gate_marts, publish_segments())
+    with TaskGroup(group_id="ml") as ml:
+        steps = [model_step.override(task_id=name)(name) for name in ML_MODELS]
+        steps >> publish_models()
+    chain(loads, gate_raw, dbt, gate_marts, [publish_segments(), ml])
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
 

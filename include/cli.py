@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="simulate history, run several nightly runs, print what was produced"
     )
-    demo.add_argument("--history-days", type=int, default=90)
+    demo.add_argument("--history-days", type=int, default=450)
     demo.add_argument("--nightly-days", type=int, default=3)
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=_demo)

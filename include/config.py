@@ -8,6 +8,9 @@ git ignores). Three environment variables point it at real systems instead:
 - ``SHOP_DB_URL``    the online shop's OLTP database (read-only for the pipeline)
 - ``LANDING_URL``    the landing zone, a local path or ``s3://bucket/prefix``
 
+and ``CRM_SOURCES`` says which of the source systems of the contract this
+retailer has (:func:`declared_sources`; default: all of them).
+
 Every problem with them is reported as one :class:`ConfigError` sentence that
 names the setting and says what to do, never as a traceback.
 """
@@ -59,6 +62,70 @@ def redact(url: str) -> str:
     return url
 
 
+SOURCES = ("shop", "pos", "stores", "loyalty", "web", "complaints", "privacy")
+"""The source systems of the contract (/work/shared/SOURCES.md), in pipeline order."""
+
+SALES_SOURCES = ("shop", "pos")
+"""Sources that bring sales: a retailer declares at least one."""
+
+CUSTOMER_SOURCES = ("shop", "loyalty")
+"""Sources that bring known customers (shop accounts, loyalty members): at least one."""
+
+ALWAYS_DECLARED = ("privacy",)
+"""Loaded whether listed or not: privacy requests (PDPO opt-outs, erasures) must never be ignored."""
+
+SOURCES_VARIABLE = "CRM_SOURCES"
+
+
+def declared_sources(value: str | None = None) -> tuple[str, ...]:
+    """The source systems this retailer has, from ``CRM_SOURCES`` (or ``value``), in pipeline order.
+
+    ``CRM_SOURCES`` is a comma-separated list of ``shop, pos, stores, loyalty,
+    web, complaints, privacy`` (case and spaces ignored); unset or empty means
+    all of them. ``privacy`` is always included. Valid combinations: at least
+    one sales source (``shop`` or ``pos``), at least one customer source
+    (``shop`` or ``loyalty``: without one no sale belongs to a known customer
+    and there is nothing to segment), and ``pos`` and ``stores`` together (the
+    store master describes the stores whose POS exports are loaded); ``web``
+    and ``complaints`` go with anything. So an online shop alone works, and so
+    do stores with a loyalty programme (``pos,stores,loyalty``). Any problem is
+    one :class:`ConfigError` sentence naming the setting.
+
+    This is the only place that reads the setting; :class:`Settings` carries
+    the result.
+    """
+    text = os.environ.get(SOURCES_VARIABLE, "") if value is None else value
+    if not text.strip():
+        return SOURCES
+    names = {name.strip().lower() for name in text.split(",")} - {""}
+    unknown = sorted(names - set(SOURCES))
+    shown = f"{SOURCES_VARIABLE}={text.strip()!r}"
+    if unknown or not names:
+        which = f"unknown source(s) {', '.join(map(repr, unknown))}" if unknown else "no source"
+        raise ConfigError(
+            f"{shown} names {which}: use a comma-separated list of "
+            f"{', '.join(SOURCES)} (unset means all of them)."
+        )
+    names |= set(ALWAYS_DECLARED)
+    if not names & set(SALES_SOURCES):
+        raise ConfigError(
+            f"{shown} declares no sales source: declare shop (the online shop), pos with "
+            f"stores (the tills and the store master) or both."
+        )
+    if not names & set(CUSTOMER_SOURCES):
+        raise ConfigError(
+            f"{shown} declares no customer source: declare shop (shop accounts), loyalty "
+            f"(loyalty members) or both, since without them no sale belongs to a known customer."
+        )
+    if ("pos" in names) != ("stores" in names):
+        given, missing = ("pos", "stores") if "pos" in names else ("stores", "pos")
+        raise ConfigError(
+            f"{shown} declares {given} without {missing}: declare pos and stores together "
+            f"(the store master describes the stores whose POS exports are loaded)."
+        )
+    return tuple(name for name in SOURCES if name in names)
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse_url: str
@@ -66,6 +133,8 @@ class Settings:
     landing_url: str
     home: Path
     embedded: bool
+    # the source systems this retailer has (CRM_SOURCES): declared_sources()
+    sources: tuple[str, ...] = SOURCES
 
     @property
     def ground_truth_dir(self) -> Path:
@@ -91,6 +160,7 @@ def settings() -> Settings:
     shop_url = os.environ.get("SHOP_DB_URL")
     landing_url = os.environ.get("LANDING_URL") or str(home / "landing")
     embedded = not warehouse_url
+    sources = declared_sources()
     if warehouse_url:
         check_pg_url("WAREHOUSE_URL", warehouse_url)
     if shop_url:
@@ -107,4 +177,5 @@ def settings() -> Settings:
         landing_url=landing_url,
         home=home,
         embedded=embedded,
+        sources=sources,
     )

@@ -37,7 +37,8 @@ DEFAULT_ARGS = {
 }
 
 
-# The earliest business date the nightly DAG runs for: far enough back for a
-# retailer's whole history (catchup is off, so it never schedules old nights
-# by itself). `crm run` refuses dates before it.
-START_DATE = datetime(2000, 1, 1, tzinfo=ZoneInfo(HK_TZ))
+# The earliest business date the nightly DAG runs for: far enough back for any
+# real retailer's history, whenever it ended (a history of the 1990s runs for
+# its own as-of dates). Catchup is off, so it never schedules old nights by
+# itself. `crm run` refuses dates before it.
+START_DATE = datetime(1970, 1, 1, tzinfo=ZoneInfo(HK_TZ))

@@ -115,9 +115,10 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
         latest = conn.execute("select max(as_of_date) from reporting.customer_segments").fetchone()[
             0
         ]
-    lines.append(f"Customer segments (ml/segmentation.py) as of {latest}:")
+    lines.append(f"RFM segments published to reporting.customer_segments as of {latest}:")
     lines += [f"  {name:<22} {n:>7,}" for name, n in segments]
     lines += business_answers(warehouse_url)
+    lines += model_validation(warehouse_url)
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(
@@ -131,10 +132,6 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
 
 # A few of the business questions the marts answer, one query each (marts only).
 QUESTIONS = (
-    (
-        "RFM segments (marts.fct_customer_rfm)",
-        "select segment_name, count(*) from marts.fct_customer_rfm group by 1 order by 2 desc",
-    ),
     (
         "High-end customers, top value decile (marts.fct_customer_value)",
         "select 'customers, threshold HKD ' || min(high_end_threshold)::text, count(*)"
@@ -187,4 +184,65 @@ def business_answers(warehouse_url: str) -> list[str]:
             lines += [
                 f"  {label:<45} {n:>7,}" if n is not None else f"  {label}" for label, n in answer
             ]
+    return lines
+
+
+# Each model's latest validation next to its baselines (reporting.model_validation).
+VALIDATIONS = (
+    (
+        "Churn risk (no purchase in 90 days), time split: ROC AUC / Brier",
+        "churn",
+        "select method, max(value) filter (where metric = 'roc_auc'),"
+        " max(value) filter (where metric = 'brier') from latest"
+        " where bucket = '' group by method order by method <> 'model', method",
+    ),
+    (
+        "Customer forecast, 13-week holdout (purchases): RMSE / correlation / total error %",
+        "customer_forecast",
+        "select method, max(value) filter (where metric = 'rmse'),"
+        " max(value) filter (where metric = 'correlation'),"
+        " max(value) filter (where metric = 'total_error_pct') from latest"
+        " where bucket = '' and target = 'purchases' group by method"
+        " order by method <> 'ml', method",
+    ),
+    (
+        "Sales forecast, 6 rolling 28-day backtests: MASE model / seasonal naive",
+        "sales_forecast",
+        "select split_part(bucket, ':', 1), max(value) filter (where method = 'model'),"
+        " max(value) filter (where method = 'seasonal_naive') from latest"
+        " where metric = 'mase' and bucket like '%%:all' group by 1 order by 1",
+    ),
+)
+
+
+METHOD_LABELS = {
+    "model": "model",
+    "ml": "model",
+    "rule": "rule (churn status)",
+    "bgnbd": "BG/NBD 1 - P(alive)",
+    "bgnbd_no_purchase": "BG/NBD P(no purchase)",
+    "pareto_nbd": "Pareto/NBD",
+}
+
+
+def model_validation(warehouse_url: str) -> list[str]:
+    lines = []
+    with psycopg.connect(warehouse_url) as conn:
+        for title, model, query in VALIDATIONS:
+            latest = (
+                "with latest as (select * from reporting.model_validation where model = %(model)s"
+                " and run_id = (select max(run_id) from reporting.model_validation"
+                " where model = %(model)s)) "
+            )
+            try:
+                rows = conn.execute(latest + query, {"model": model}).fetchall()
+            except psycopg.errors.UndefinedTable:
+                conn.rollback()
+                return lines
+            lines.append(f"{title}:")
+            if not rows:
+                lines.append("  not validated yet (history too short; see ops.model_runs)")
+            for label, *values in rows:
+                shown = " / ".join("-" if v is None else f"{v:,.3f}" for v in values)
+                lines.append(f"  {METHOD_LABELS.get(label, label):<24} {shown}")
     return lines

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
+from include.config import CrmError, redact
 from include.ledger import Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
@@ -70,24 +71,68 @@ TABLES = (
 )
 
 
+class ShopSchemaMissing(CrmError):
+    """The shop database lacks a table or column of the source contract: nothing was extracted."""
+
+
+def check_shop_schema(shop: psycopg.Connection, shop_url: str) -> None:
+    """Raise :class:`ShopSchemaMissing`, in one sentence, unless every table and column is there.
+
+    Without this a shop database with no tables failed with psycopg's
+    ``relation "public.customers" does not exist`` traceback, one table at a
+    time. Only the columns the extract reads are required: a new column is fine.
+    """
+    # every window column is among the columns read (order items': orders.updated_at)
+    needed = {table.name: [c.strip() for c in table.columns.split(",")] for table in TABLES}
+    rows = shop.execute(
+        "select table_name, column_name from information_schema.columns"
+        " where table_schema = 'public' and table_name = any(%s)",
+        (list(needed),),
+    ).fetchall()
+    shop.rollback()
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(table, set()).add(column)
+    missing_tables = [f"public.{t}" for t in needed if t not in present]
+    missing_columns = [
+        f"public.{t}.{c}"
+        for t, columns in needed.items()
+        if t in present
+        for c in columns
+        if c not in present[t]
+    ]
+    if not missing_tables and not missing_columns:
+        return
+    parts = []
+    if missing_tables:
+        parts.append(f"no table(s) {', '.join(missing_tables)}")
+    if missing_columns:
+        parts.append(f"no column(s) {', '.join(missing_columns)}")
+    raise ShopSchemaMissing(
+        f"The shop database {redact(shop_url)} has {' and '.join(parts)} (or this user cannot "
+        f"read them), which the shop extract reads (SOURCES.md, section 1): nothing was "
+        f"extracted; if this retailer has no online shop, leave shop out of CRM_SOURCES."
+    )
+
+
 def extract_shop(
     *, shop_url: str, warehouse_url: str, business_date: date, interval_end: datetime
 ) -> list[LoadOutcome]:
+    """Extract every shop table; :class:`ShopSchemaMissing` before anything if one is missing."""
     outcomes = []
-    with (
-        psycopg.connect(shop_url) as shop,
-        psycopg.connect(warehouse_url, autocommit=True) as wh,
-    ):
-        ledger = Ledger(wh)
-        with ledger.source_lock("shop"):
-            for table in TABLES:
-                outcomes.append(
-                    _extract_table(shop, wh, ledger, table, business_date, interval_end)
-                )
-                log.info("%s", outcomes[-1].describe())
-                if outcomes[-1].rows_loaded:
-                    # fresh planner statistics for the models that read it next
-                    wh.execute(f"analyze raw.shop_{table.name}")
+    with psycopg.connect(shop_url) as shop:
+        check_shop_schema(shop, shop_url)
+        with psycopg.connect(warehouse_url, autocommit=True) as wh:
+            ledger = Ledger(wh)
+            with ledger.source_lock("shop"):
+                for table in TABLES:
+                    outcomes.append(
+                        _extract_table(shop, wh, ledger, table, business_date, interval_end)
+                    )
+                    log.info("%s", outcomes[-1].describe())
+                    if outcomes[-1].rows_loaded:
+                        # fresh planner statistics for the models that read it next
+                        wh.execute(f"analyze raw.shop_{table.name}")
     return outcomes
 
 

@@ -11,9 +11,33 @@ import logging
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from include.config import HK_TZ, CrmError, settings
+from include.config import HK_TZ, SOURCES_VARIABLE, CrmError, declared_sources, settings
 
 log = logging.getLogger(__name__)
+
+
+class SourceNotDeclared(CrmError):
+    """The retailer does not have this source (``CRM_SOURCES``): its task did nothing.
+
+    Raised by :func:`extract_shop` and :func:`load_landing` before they connect
+    to anything; the DAG's task wrapper turns it into a skipped task
+    (``AirflowSkipException``) with this message.
+    """
+
+    def __init__(self, source: str, declared: tuple[str, ...]):
+        self.source = source
+        self.declared = declared
+        super().__init__(
+            f"Source {source} is not declared in {SOURCES_VARIABLE} "
+            f"({', '.join(declared)}): its task does nothing (no connection, no load)."
+        )
+
+
+def check_declared(source: str) -> None:
+    """Raise :class:`SourceNotDeclared` unless ``source`` is one of the declared sources."""
+    declared = declared_sources()
+    if source not in declared:
+        raise SourceNotDeclared(source, declared)
 
 
 def business_date_of(day_end: datetime) -> date:
@@ -49,10 +73,12 @@ def check_runnable(business_date: date) -> None:
 
 
 def extract_shop(day_end: datetime) -> dict:
+    """Extract the shop database; :class:`SourceNotDeclared` (never connecting) without a shop."""
     from include.extract_shop import extract_shop as run
 
     business_date = business_date_of(day_end)
     check_runnable(business_date)
+    check_declared("shop")
     cfg = settings()
     outcomes = run(
         shop_url=cfg.shop_url,
@@ -65,10 +91,14 @@ def extract_shop(day_end: datetime) -> dict:
 
 
 def load_landing(source: str, day_end: datetime) -> str:
+    """Load a landing source's new files; :class:`SourceNotDeclared` if the retailer has none."""
     from include.landing import landing_from_url
     from include.loaders import SOURCES, load_source
 
     check_runnable(business_date_of(day_end))
+    if source not in SOURCES:
+        raise ValueError(f"unknown landing source {source!r}: expected one of {', '.join(SOURCES)}")
+    check_declared(source)
     cfg = settings()
     report = load_source(
         source,

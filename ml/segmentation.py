@@ -1,14 +1,15 @@
-"""RFM segmentation into ``reporting.customer_segments``.
+"""Publish the rule-based RFM segments into ``reporting.customer_segments``.
 
-Recency, frequency and monetary value per customer_key come from the sales
-fact as of the business date (an aggregate computed in SQL: the ML side never
-reads line-level history). Each is scored 1-5 by quintile over the customers
-active in the last 365 days and named with the classic RFM segment map
-(Champions, Loyal, At risk, ...). A deliberately simple, explainable first
-version; the scoring and names are versioned (``MODEL_VERSION``).
+The segmentation itself is dbt's: ``marts.fct_customer_rfm`` scores recency,
+frequency and monetary value against the versioned cut-points of the seed
+``rfm_score_cutpoints`` and names each cell with ``rfm_segment_rules``
+(DECISIONLOG.md, "Customers and marketing"). This module only copies that
+mart's rows for the business date into the reporting table the campaign and
+BI tools read, so there is one definition of every segment name and of a
+purchase (``int_customers__orders.is_purchase``).
 
-Publishing replaces the rows of that ``as_of_date`` in one transaction, so a
-re-run for the same day gives the same table and a failed run leaves the
+Publishing replaces the rows of that ``as_of_date`` in one transaction: a
+re-run for the same day gives the same table, and a failed run leaves the
 previous publication in place.
 """
 
@@ -17,14 +18,11 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-import numpy as np
-import pandas as pd
 import psycopg
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = "rfm-quintile-v1"
-LOOKBACK_DAYS = 365
+SOURCE = "marts.fct_customer_rfm"
 
 DDL = """
 create schema if not exists reporting;
@@ -42,95 +40,50 @@ create table if not exists reporting.customer_segments (
     primary key (as_of_date, customer_key)
 );
 comment on table reporting.customer_segments is
-    'RFM scores and named segment per customer_key, one publication per as_of_date (HK business date).';
+    'RFM scores and named segment per customer_key (from marts.fct_customer_rfm, rules version in model_version), one publication per as_of_date (HK business date).';
 """
 
-FEATURES_SQL = """
-select customer_key,
-       (%(as_of)s::date - max(business_date)) as recency_days,
-       count(distinct channel || ':' || order_ref) as frequency,
-       sum(net_amount) as monetary
-from marts.fct_sales
-where customer_key is not null
-  and not is_void
-  and business_date <= %(as_of)s::date
-  and business_date > %(as_of)s::date - %(lookback)s
-group by customer_key
+COLUMNS = (
+    "as_of_date, customer_key, recency_days, frequency, monetary, r_score, f_score, m_score,"
+    " segment, model_version"
+)
+
+PUBLISH_SQL = f"""
+insert into reporting.customer_segments ({COLUMNS})
+select as_of_date, customer_key, recency_days, frequency, monetary, r_score, f_score, m_score,
+       segment_name, 'rfm-' || rules_version
+from {SOURCE}
+where as_of_date = %(as_of)s
 """
-
-
-def score(features: pd.DataFrame) -> pd.DataFrame:
-    """Quintile scores (5 = best) and segment names for each customer."""
-    out = features.copy()
-    # Rank first so ties and heavy skew still give five populated bins.
-    out["r_score"] = _quintile(-out["recency_days"].astype(float))
-    out["f_score"] = _quintile(out["frequency"].astype(float))
-    out["m_score"] = _quintile(out["monetary"].astype(float))
-    out["segment"] = [
-        name_segment(r, f, m) for r, f, m in zip(out.r_score, out.f_score, out.m_score, strict=True)
-    ]
-    return out
-
-
-def _quintile(values: pd.Series) -> pd.Series:
-    if values.empty:
-        return values.astype("int64")
-    pct = values.rank(method="first", pct=True)
-    return np.ceil(pct * 5).clip(1, 5).astype("int64")
-
-
-def name_segment(r: int, f: int, m: int) -> str:
-    """The classic RFM map, on recency and the mean of frequency and monetary."""
-    fm = (f + m) / 2
-    if r >= 4 and fm >= 4:
-        return "Champions"
-    if r >= 3 and fm >= 3:
-        return "Loyal"
-    if r >= 4 and fm < 2:
-        return "New"
-    if r >= 3:
-        return "Potential loyalist"
-    if r == 2 and fm >= 3:
-        return "At risk"
-    if r == 1 and fm >= 4:
-        return "Cannot lose them"
-    if r == 2:
-        return "Need attention"
-    return "Hibernating"
 
 
 def publish_segments(*, warehouse_url: str, as_of: date) -> dict[str, int]:
-    """Compute and publish the segments for ``as_of``; returns the segment sizes."""
+    """Publish the RFM segments of ``as_of``; returns the segment sizes.
+
+    Refuses when the mart holds another business date (the marts were built
+    for a different night) or no customer: an empty publication would read as
+    "no customers" to every tool downstream.
+    """
     with psycopg.connect(warehouse_url) as conn:
-        cur = conn.execute(FEATURES_SQL, {"as_of": as_of, "lookback": LOOKBACK_DAYS})
-        features = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-        if features.empty:
+        built = [
+            row[0] for row in conn.execute(f"select distinct as_of_date from {SOURCE} order by 1")
+        ]
+        if built != [as_of]:
+            found = ", ".join(str(d) for d in built) or "no rows"
             raise RuntimeError(
-                f"no customer sales up to {as_of}: refusing to publish empty segments"
+                f"{SOURCE} holds {found}, not business date {as_of}: refusing to publish "
+                "segments of another day (build the marts for that date first)"
             )
-        scored = score(features)
         with conn.transaction():
             conn.execute(DDL)
             conn.execute("delete from reporting.customer_segments where as_of_date = %s", (as_of,))
-            with conn.cursor().copy(
-                "copy reporting.customer_segments (as_of_date, customer_key, recency_days, frequency,"
-                " monetary, r_score, f_score, m_score, segment, model_version) from stdin"
-            ) as copy:
-                for row in scored.itertuples(index=False):
-                    copy.write_row(
-                        (
-                            as_of,
-                            row.customer_key,
-                            int(row.recency_days),
-                            int(row.frequency),
-                            row.monetary,
-                            int(row.r_score),
-                            int(row.f_score),
-                            int(row.m_score),
-                            row.segment,
-                            MODEL_VERSION,
-                        )
-                    )
-    sizes = scored["segment"].value_counts().sort_index().to_dict()
-    log.info("published %d customers for %s: %s", len(scored), as_of, sizes)
+            conn.execute(PUBLISH_SQL, {"as_of": as_of})
+            sizes = dict(
+                conn.execute(
+                    "select segment, count(*) from reporting.customer_segments"
+                    " where as_of_date = %s group by segment order by segment",
+                    (as_of,),
+                ).fetchall()
+            )
+    log.info("published %d customers for %s: %s", sum(sizes.values()), as_of, sizes)
     return {str(k): int(v) for k, v in sizes.items()}

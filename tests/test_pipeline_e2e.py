@@ -155,11 +155,25 @@ def data_rows(path: Path) -> int:
     return sum(1 for line in text.splitlines() if line.strip())
 
 
+# Two weeks of history: too short for every model (the segments are trained as of
+# 2026-10-05, with five days of buyers), so each ml task skips saying why, and so does
+# ml.publish; everything else succeeds. (The models' path through Airflow is measured on
+# the demo's 15 months: BENCHMARKS.md.)
+SHORT_HISTORY_SKIPS = {
+    "ml.segments", "ml.churn", "ml.customer_forecast", "ml.sales_forecast", "ml.publish",
+}  # fmt: skip
+
+
+def assert_night_succeeded(states: dict) -> None:
+    not_success = {task: state for task, (state, _) in states.items() if state != "success"}
+    assert not_success == dict.fromkeys(SHORT_HISTORY_SKIPS, "skipped"), not_success
+
+
 def test_first_night_through_dags_test(world):
     run_id, state = run_of(world, FIRST_NIGHT)
     assert state == "success"
     states = task_states(world, run_id)
-    assert all(s == "success" for s, _ in states.values()), states
+    assert_night_succeeded(states)
     results = assert_states_match_dbt(world, run_id)
     assert len(results) > 800  # models, seeds, snapshots and every test: one dbt build
 
@@ -181,7 +195,7 @@ def local_night(world):
 def test_a_night_triggered_through_the_api_runs_on_the_scheduler(world, local_night):
     assert local_night["state"] == "success"
     states = task_states(world, local_night["run_id"])
-    assert states and all(s == "success" for s, _ in states.values())
+    assert_night_succeeded(states)
     assert_states_match_dbt(world, local_night["run_id"])
     with psycopg.connect(world["url"]) as conn:
         assert (
@@ -195,6 +209,9 @@ def test_a_night_triggered_through_the_api_runs_on_the_scheduler(world, local_ni
         )
         assert set(published) == {FIRST_NIGHT, LAST}
         assert all(n > 50 for n in published.values())
+        # Skipped before any model step: nothing trained, staged or published.
+        assert conn.execute("select count(*) from ops.model_runs").fetchone()[0] == 0
+        assert conn.execute("select count(*) from reporting.customer_clusters").fetchone()[0] == 0
         assert conn.execute("select max(business_date) from marts.fct_sales").fetchone()[0] == LAST
         assert (
             conn.execute("select count(distinct channel) from marts.fct_sales").fetchone()[0] == 2
@@ -215,8 +232,9 @@ def table_checksums(url: str) -> dict[str, str]:
         ).fetchall()
         return {
             t: conn.execute(
-                f"select count(*) || ':' || coalesce(md5(string_agg(r::text, '|' order by r::text)), '')"
-                f" from {t} r"
+                # Without run_id: the lineage of a re-run is its own, its rows must not differ.
+                "select count(*) || ':' || coalesce(md5(string_agg(j, '|' order by j)), '')"
+                f" from (select (to_jsonb(r) - 'run_id')::text as j from {t} r) rows"
             ).fetchone()[0]
             for (t,) in tables
         }

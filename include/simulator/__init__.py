@@ -2,9 +2,10 @@
 
 It writes what the pipeline reads (SOURCES.md): the online shop's PostgreSQL
 tables, and the landing-zone files of the tills, the loyalty programme, the
-web tracker, the ticketing system and the privacy office. A ground-truth file
-outside the landing zone says which identifiers belong to the same person,
-to score identity resolution.
+web tracker, the ticketing system and the privacy office. Two ground-truth
+files outside the landing zone say which identifiers belong to the same person
+(``identities.csv``, to score identity resolution) and how each person was
+generated to behave (``behaviour.csv``, to check that models recover it).
 
 The first call builds a world from ``seed`` and simulates ``days`` days from
 ``start``; later calls with ``start=None`` continue it, so a nightly demo can
@@ -30,6 +31,49 @@ What the loaders meet (all within SOURCES.md):
   twice; from the 31st simulated day events carry an extra ``consent_mode`` field.
 - Complaints and privacy files exist for every day (possibly with no rows).
 
+Ground truth (``ground_truth_dir``, rewritten atomically at the end of every call, for
+everything simulated so far; same seed and days, same bytes):
+
+- ``identities.csv``: ``person_id, id_type, id_value``, every identifier a source has seen
+  for a person (``shop_customer_id``, ``email``, ``phone``, ``loyalty_card_no``,
+  ``anonymous_id``), exactly as the source writes it; junk values belong to nobody.
+- ``behaviour.csv``: one row per person of the world (``P000001`` .. , so every person of
+  identities.csv and also people no source can name), with the generator's parameters:
+
+  - ``channel``: ``online`` (buys in the web shop only), ``store`` (in stores only), ``both``,
+    ``browser`` (browses, never buys).
+  - ``online_orders_per_week``: expected web-shop orders per ordinary week (the weekday rhythm
+    included; holiday and festival peaks, e.g. 11.11 or the Lunar New Year, come on top),
+    while the person has an open shop account and has not lapsed.
+  - ``store_visits_per_week``: expected store purchase occasions (receipts) per ordinary week
+    before lapsing: regular visits plus visits after browsing online ("research online,
+    purchase offline", 30% of a store shopper's browsing sessions).
+  - ``purchase_rate_per_week``: the sum of the two (up to rounding); at most two orders and
+    two store visits a day are drawn, a cap that hardly ever binds.
+  - ``browse_sessions_per_week``: web sessions without a purchase per ordinary week before
+    lapsing; a lapsed person still browses, at 30% of it.
+  - ``is_churned`` (``true``/``false``) and ``churned_on``: the person has lapsed by the last
+    simulated day, and their lapse day, the HK date from which the generator makes them buy
+    nothing (empty if they have not lapsed so far). The generator gives 35% of people a lapse
+    day, uniform over the 240 days from the world's first day; from that day on the person
+    never orders online or visits a store again (visits planned before it are dropped), but
+    may still return earlier purchases (``RETURN`` lines carrying their card) and browse. A
+    ``churned_on`` equal to the world's first day means no purchase in the simulation at all.
+  - ``erased_on``: HK date of the person's erasure request to the privacy office (empty if
+    none); from the next day they neither buy nor browse. Not counted in ``is_churned``.
+    Online orders also stop for good when a shop account is closed (``deleted_at``).
+  - ``home_store``: code of the store of at least 80% of the person's visits while it trades.
+  - ``favourite_category`` and ``favourite_category_share``: the category the person picks
+    most often, and the share of the items they pick from it (the rest spread over the
+    other categories).
+
+  Rates count purchases whether or not a source can tie them to the person: a store receipt
+  carries their loyalty card only once they are a member, and then 88% of the time; an online
+  order needs a shop account, which some people open during the simulation. There is no
+  person-level spend parameter: basket size, quantities and discounts are drawn alike for
+  everyone, so spend differs between people only by how often they buy and which categories
+  they favour.
+
 Example::
 
     simulate(shop_url="postgresql://...", landing_dir=Path("landing"),
@@ -49,8 +93,14 @@ from tqdm import tqdm
 
 from include.simulator import shop
 from include.simulator.days import simulate_day
-from include.simulator.world import State, build_world, identities, initial_state
-from include.simulator.writers import atomic_write, day_files, identities_bytes, write_files
+from include.simulator.world import State, behaviour, build_world, identities, initial_state
+from include.simulator.writers import (
+    atomic_write,
+    behaviour_bytes,
+    day_files,
+    identities_bytes,
+    write_files,
+)
 
 __all__ = ["SimSummary", "simulate"]
 
@@ -112,6 +162,10 @@ def simulate(
     continues from the day after its last simulated day: ``start`` may be
     omitted or must be that day, and ``seed``, ``customers`` and ``stores``
     must be the values it was built with. Raises ValueError otherwise.
+
+    Writes the landing files of the simulated days, and rewrites
+    ``ground_truth_dir/identities.csv`` and ``ground_truth_dir/behaviour.csv`` (the
+    module docstring lists their columns) for the whole world as simulated so far.
     """
     if days < 1:
         raise ValueError(f"days must be at least 1 (got {days})")
@@ -180,6 +234,7 @@ def simulate(
             totals["files"] += len(files)
 
     atomic_write(ground_truth_dir / "identities.csv", identities_bytes(identities(world, state)))
+    atomic_write(ground_truth_dir / "behaviour.csv", behaviour_bytes(behaviour(world, state)))
     return SimSummary(
         days=days,
         first_day=start,
@@ -197,6 +252,6 @@ def simulate(
         complaint_versions=totals["complaints"],
         loyalty_rows=totals["loyalty"],
         privacy_requests=totals["privacy"],
-        files_written=totals["files"] + 1,
+        files_written=totals["files"] + 2,
         seconds=time.monotonic() - started,
     )

@@ -34,9 +34,11 @@ from include.simulator import reference as ref
 from include.simulator.calendar import hk_day, local_s, midnight, to_dt, utc_ms, utc_s
 from include.simulator.world import (
     BOTH,
+    BROWSE_AFTER_LAPSE,
     DEFECT_DAYS,
     DEFECT_PERIOD,
     DEFECT_START,
+    ROPO_VISIT,
     STORE,
     TIER_NAMES,
     TIER_SPEND_CENTS,
@@ -551,7 +553,12 @@ class _Day:
     def browsing(self) -> None:
         w, s, k, rng = self.w, self.s, self.k, self.rng(R_BROWSE)
         lapsed = w.lapse_offset <= k
-        lam = w.rate_browse * cal.online_factor(self.day) * np.where(lapsed, 0.3, 1.0) * ~s.gone
+        lam = (
+            w.rate_browse
+            * cal.online_factor(self.day)
+            * np.where(lapsed, BROWSE_AFTER_LAPSE, 1.0)
+            * ~s.gone
+        )
         counts = np.minimum(rng.poisson(lam), 3)
         people = np.repeat(np.arange(w.n), counts)
         n_views = np.minimum(1 + rng.poisson(1.5, len(people)), 6)
@@ -565,7 +572,7 @@ class _Day:
             )
             pos += n_views[j]
             # ROPO: research online, purchase offline, within a few days
-            if w.channel[i] in (STORE, BOTH) and not lapsed[i] and rng.random() < 0.3:
+            if w.channel[i] in (STORE, BOTH) and not lapsed[i] and rng.random() < ROPO_VISIT:
                 when = midnight(self.day + timedelta(days=int(rng.integers(1, 6))))
                 self.schedule({"k": "visit", "t": when, "person": int(i), "products": viewed[:2]})
 
@@ -669,6 +676,10 @@ class _Day:
                     "pay": ref.POS_PAYMENT[pay_idx],
                     "card": card,
                     "staff": st.staff[int(shift_staff[r]) + (3 if hour >= 16 else 0)],
+                    # A visit planned online before the person lapsed does not happen once they
+                    # have: store_day drops the receipt (and any return or complaint it would
+                    # lead to) but still makes its random draws, so that nothing else changes.
+                    "dropped": i >= 0 and bool(w.lapse_offset[i] <= k),
                 }
             )
 
@@ -685,6 +696,7 @@ class _Day:
                     "pay": ev["pay"],
                     "card": ev["card"],
                     "staff": st.staff[0],
+                    "dropped": ev.get("dropped", False),  # of a receipt that was dropped
                 }
             )
 
@@ -698,10 +710,14 @@ class _Day:
         receipts.sort(key=lambda r: r["t"])
         stamp = self.day.strftime("%Y%m%d")
         rows: list[list[str]] = []
-        for n, rc in enumerate(receipts, start=1):
+        n = 0
+        for rc in receipts:
+            kept = not rc.get("dropped")
+            n += kept
             rc["no"] = f"{st.code}-{stamp}-{n:06d}"
             ts = local_s(rc["t"])
-            for line_no, (kind, sku, qty, price, disc, _p) in enumerate(rc["lines"], start=1):
+            lines = rc["lines"] if kept else []
+            for line_no, (kind, sku, qty, price, disc, _p) in enumerate(lines, start=1):
                 rows.append(
                     [
                         rc["no"],
@@ -721,7 +737,7 @@ class _Day:
             i = rc["person"]
             if i < 0:
                 continue
-            if rc["card"] == w.card_no[i] and rc["card"]:
+            if kept and rc["card"] == w.card_no[i] and rc["card"]:
                 net = sum(q * pr - d for kind, _s, q, pr, d, _p in rc["lines"] if kind != "VOID")
                 s.spend[i] = max(0, s.spend[i] + net)
                 if self._tier_up(i):
@@ -732,23 +748,24 @@ class _Day:
                 faulty = self.defect is not None and p == self.defect[0]
                 if faulty and rng.random() < 0.2:
                     when = rc["t"] + int(rng.integers(1, 6)) * 86400
-                    self.ticket_later(i, when, "product_quality", rc["no"], p, channel="store")
+                    if kept:
+                        self.ticket_later(i, when, "product_quality", rc["no"], p, channel="store")
                 if rng.random() < (0.3 if faulty else 0.015):
                     when = midnight(self.day + timedelta(days=int(rng.integers(1, 15))))
                     unit = price - disc // qty
-                    self.schedule(
-                        {
-                            "k": "return",
-                            "t": when,
-                            "person": i,
-                            "store": j,
-                            "product": p,
-                            "qty": 1,
-                            "unit": unit,
-                            "pay": rc["pay"],
-                            "card": rc["card"],
-                        }
-                    )
+                    ev = {
+                        "k": "return",
+                        "t": when,
+                        "person": i,
+                        "store": j,
+                        "product": p,
+                        "qty": 1,
+                        "unit": unit,
+                        "pay": rc["pay"],
+                        "card": rc["card"],
+                    }
+                    # the return of a dropped receipt is dropped too, its draws made all the same
+                    self.schedule(ev if kept else {**ev, "dropped": True})
         cutoff = self.at((st.close_hour - 2) * 3600)
         if rows and rng.random() < 0.012:
             # The till exported before closing: seq 1 lacks the last receipts; the full file is
@@ -799,7 +816,7 @@ class _Day:
                     s.shop_opt[i] = False  # also unticked the box in the account
                     self.touch_customer(i, t + int(rng.integers(60, 3600)))
             elif kind == "erasure":
-                s.gone[i] = True
+                s.gone[i], s.erased_t[i] = True, t
                 if s.account[i] == 1:
                     s.account[i], s.deleted_t[i] = 2, t + int(rng.integers(60, 3600))
                     self.touch_customer(i, int(s.deleted_t[i]))

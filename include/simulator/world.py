@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
+from include.simulator import calendar as cal
 from include.simulator import reference as ref
 from include.simulator.reference import HKT
 
@@ -35,6 +36,10 @@ TRACKER_UPGRADE_OFFSET = 30  # from this day on, web events carry an extra `cons
 NEW_STORE_OFFSET = 30  # the last store opens on this day (worlds with >= 5 stores)
 CLOSING_STORE, CLOSING_OFFSET = 4, 75  # store index 4 closes on this day (worlds with >= 8 stores)
 DEFECT_PERIOD, DEFECT_START, DEFECT_DAYS = 91, 18, 14  # one defective batch per quarter
+LAPSE_SHARE, LAPSE_WITHIN = 0.35, 240  # share of people who lapse, on a day offset in [0, 240)
+BROWSE_AFTER_LAPSE = 0.3  # a lapsed person still browses, at this fraction of their rate
+ROPO_VISIT = 0.3  # chance that a store shopper's browsing session leads to a store visit
+CHANNEL_NAMES = ["online", "store", "both", "browser"]
 
 
 def day_rng(seed: int, *keys: int) -> np.random.Generator:
@@ -103,7 +108,7 @@ class World:
     rate_online: np.ndarray  # expected orders per day
     rate_store: np.ndarray  # expected store visits per day
     rate_browse: np.ndarray  # expected browsing sessions per day
-    lapse_offset: np.ndarray  # stops buying from this day offset
+    lapse_offset: np.ndarray  # stops buying from this day offset (NEVER: does not lapse)
     affinity_cum: np.ndarray  # (n, categories) cumulative category preferences
     home_store: np.ndarray
     alt_store: np.ndarray
@@ -341,7 +346,7 @@ def _build_people(rng: np.random.Generator, first_day: date, n: int, stores: lis
     rate_browse = np.where(web_user, np.where(channel == STORE, 1 / 30, 1 / 12), 0.0) * rng.gamma(
         1.5, 1 / 1.5, n
     )
-    lapse = np.where(rng.random(n) < 0.35, rng.integers(0, 240, n), NEVER)
+    lapse = np.where(rng.random(n) < LAPSE_SHARE, rng.integers(0, LAPSE_WITHIN, n), NEVER)
 
     archetype = _pick(rng, ref.ARCHETYPES, [w for _, w, _ in ref.ARCHETYPES], n)
     base = np.array([a for _, _, a in ref.ARCHETYPES])[archetype]
@@ -495,6 +500,7 @@ class State:
     member_district: np.ndarray
     member_opt: np.ndarray
     gone: np.ndarray  # bool: asked for erasure, no more activity
+    erased_t: np.ndarray  # epoch seconds of the erasure request, 0 = none
     price: np.ndarray  # per product, cents
     active: np.ndarray  # per product
     product_t: np.ndarray  # per product, epoch seconds of the last change
@@ -505,7 +511,7 @@ class State:
 
     ARRAYS = (
         "customer_id account created_t deleted_t shop_district shop_opt member joined_t tier spend "
-        "member_district member_opt gone price active product_t"
+        "member_district member_opt gone erased_t price active product_t"
     ).split()
 
     def dumps(self) -> tuple[bytes, bytes]:
@@ -526,7 +532,9 @@ class State:
     def loads(cls, doc_blob: bytes, arrays_blob: bytes) -> State:
         doc = json.loads(zlib.decompress(doc_blob))
         with np.load(io.BytesIO(zlib.decompress(arrays_blob)), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in cls.ARRAYS}
+            arrays = {name: npz[name] for name in cls.ARRAYS if name in npz.files}
+        if "erased_t" not in arrays:  # saved before erasure times were kept: the closest known
+            arrays["erased_t"] = np.where(arrays["gone"], arrays["deleted_t"], 0).astype(np.int64)
         return cls(
             last_day=date.fromisoformat(doc["last_day"]) if doc["last_day"] else None,
             counters=doc["counters"],
@@ -571,6 +579,7 @@ def initial_state(world: World) -> State:
         member_district=world.district.astype(np.int16),
         member_opt=world.member_opt_in.copy(),
         gone=np.zeros(n, dtype=bool),
+        erased_t=np.zeros(n, dtype=np.int64),
         price=world.base_price.copy(),
         active=np.ones(len(world.sku), dtype=bool),
         product_t=np.array([int(t.timestamp()) for t in world.product_since], dtype=np.int64),
@@ -610,3 +619,54 @@ def identities(world: World, state: State) -> list[tuple[str, str, str]]:
             ]
         rows.update((f"P{i + 1:06d}", kind, value) for kind, value in ids if value not in junk)
     return sorted(rows)
+
+
+BEHAVIOUR_HEADER = [
+    "person_id", "channel", "purchase_rate_per_week", "online_orders_per_week",
+    "store_visits_per_week", "browse_sessions_per_week", "is_churned", "churned_on", "erased_on",
+    "home_store", "favourite_category", "favourite_category_share",
+]  # fmt: skip
+
+
+def behaviour(world: World, state: State) -> list[list[str]]:
+    """Ground truth of how each person was generated to behave, one row per person of the world.
+
+    Rates are expected occasions per ordinary week (the weekday rhythm of
+    :mod:`~include.simulator.calendar` included, holiday and festival peaks not),
+    while the person is able to buy and has not lapsed; see the module docstring
+    of :mod:`include.simulator` for each column. ``is_churned`` and ``churned_on``
+    say only what has been simulated up to ``state.last_day``.
+    """
+    w, s = world, state
+    last = w.offset(s.last_day) if s.last_day is not None else -1
+    online_week = float(sum(cal.ONLINE_WEEKDAY))
+    store_week = float(sum(cal.STORE_WEEKDAY))
+    shops_in_store = np.isin(w.channel, [STORE, BOTH])
+    online = w.rate_online * online_week
+    browse = w.rate_browse * online_week
+    store = w.rate_store * store_week + np.where(shops_in_store, ROPO_VISIT * browse, 0.0)
+    affinity = np.diff(w.affinity_cum, axis=1, prepend=0.0)
+    favourite = affinity.argmax(1)
+    churned = w.lapse_offset <= last
+    rows = []
+    for i in range(w.n):
+        erased = int(s.erased_t[i])
+        rows.append(
+            [
+                f"P{i + 1:06d}",
+                CHANNEL_NAMES[w.channel[i]],
+                f"{online[i] + store[i]:.6f}",
+                f"{online[i]:.6f}",
+                f"{store[i]:.6f}",
+                f"{browse[i]:.6f}",
+                "true" if churned[i] else "false",
+                (w.first_day + timedelta(days=int(w.lapse_offset[i]))).isoformat()
+                if churned[i]
+                else "",
+                cal.hk_day(erased).isoformat() if erased else "",
+                w.stores[int(w.home_store[i])].code,
+                ref.CATEGORY_NAMES[favourite[i]],
+                f"{affinity[i, favourite[i]]:.4f}",
+            ]
+        )
+    return rows

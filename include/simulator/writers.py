@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from include.simulator.days import DayResult, PosFile
-from include.simulator.world import World
+from include.simulator.world import BEHAVIOUR_HEADER, World
 
 POS_HEADER = [
     "receipt_no", "store_code", "txn_ts", "txn_type", "line_no", "sku", "quantity", "unit_price",
@@ -86,3 +86,7 @@ def write_files(root: Path, files: list[tuple[str, bytes]]) -> None:
 
 def identities_bytes(rows: list[tuple[str, str, str]]) -> bytes:
     return csv_bytes(IDENTITY_HEADER, rows)
+
+
+def behaviour_bytes(rows: list[list[str]]) -> bytes:
+    return csv_bytes(BEHAVIOUR_HEADER, rows)

@@ -243,3 +243,68 @@ def test_arguments_are_checked_before_touching_anything(tmp_path):
         run_gate("raw", warehouse_url="mysql://user:pw@127.0.0.1/db", gx_dir=tmp_path)
     assert ":pw@" not in str(bad_scheme.value)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- a retailer with only some sources (CRM_SOURCES) ----
+
+ONLINE_AND_DIGITAL = (
+    "raw.shop_customers",
+    "raw.shop_products",
+    "raw.shop_orders",
+    "raw.shop_order_items",
+    "raw.web_events",
+    "raw.complaint_tickets",
+)
+
+
+def test_stores_with_loyalty_cards_pass_the_raw_gate_without_shop_web_or_complaints(
+    warehouse, tmp_path, monkeypatch
+):
+    gx_dir = tmp_path / "gx"
+    execute(warehouse, "; ".join(f"delete from {table}" for table in ONLINE_AND_DIGITAL))
+
+    monkeypatch.delenv("CRM_SOURCES", raising=False)  # every source declared: they are missing
+    with pytest.raises(GateFailed) as failed:
+        gate("raw", warehouse, gx_dir)
+    missing = {failure.split(":")[0] for failure in failed.value.result.critical_failures}
+    assert missing == set(ONLINE_AND_DIGITAL)
+
+    monkeypatch.setenv("CRM_SOURCES", "pos,stores,loyalty")
+    result = gate("raw", warehouse, gx_dir)
+    assert result.success
+    assert result.critical_failures == [] and result.warning_failures == []
+
+    # the declared sources' tables are still required
+    execute(warehouse, "delete from raw.pos_lines")
+    with pytest.raises(GateFailed) as failed:
+        gate("raw", warehouse, gx_dir)
+    assert failed.value.result.critical_failures == [
+        "raw.pos_lines: expect_table_row_count_to_be_between failed (observed 0)"
+    ]
+
+
+def test_an_online_shop_only_passes_the_marts_gate_without_store_sales(
+    warehouse, tmp_path, monkeypatch
+):
+    gx_dir = tmp_path / "gx"
+    execute(warehouse, "delete from marts.fct_sales where channel = 'store'")
+
+    monkeypatch.delenv("CRM_SOURCES", raising=False)  # POS declared: listed, not blocking
+    result = gate("marts", warehouse, gx_dir)
+    assert result.success
+    (warning,) = result.warning_failures
+    assert warning.startswith("marts.fct_sales: unexpected_rows_expectation failed (observed 1)")
+    assert "store from pos" in warning
+
+    monkeypatch.setenv("CRM_SOURCES", "shop,web,complaints")
+    result = gate("marts", warehouse, gx_dir)
+    assert result.success
+    assert result.warning_failures == []
+
+    # no sales at all still stops publication
+    execute(warehouse, "delete from marts.fct_sales")
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, gx_dir)
+    assert failed.value.result.critical_failures == [
+        "marts.fct_sales: expect_table_row_count_to_be_between failed (observed 0)"
+    ]

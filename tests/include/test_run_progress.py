@@ -59,9 +59,12 @@ def _refused(capsys, *argv: str) -> str:
 
 
 def test_refuses_a_date_before_the_dag_start(capsys, started_nights):
-    err = _refused(capsys, "--date", "1999-12-31")
-    assert "before the nightly DAG's start date 2000-01-01" in err
+    err = _refused(capsys, "--date", "1969-12-31")
+    assert "before the nightly DAG's start date 1970-01-01" in err
     assert started_nights == []
+    # a history that ended long ago runs for its own as-of date
+    assert main(["run", "--date", "1997-09-30"]) == 0
+    assert started_nights == [date(1997, 9, 30)]
 
 
 @pytest.mark.parametrize("ahead", [1, 2], ids=["today", "tomorrow"])

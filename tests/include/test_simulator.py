@@ -496,3 +496,229 @@ def test_continuing_needs_the_next_day(fresh_db_url, tmp_path):
     summary = run(fresh_db_url, tmp_path, date(2026, 3, 5), 1)
     assert (summary.first_day, summary.last_day) == (date(2026, 3, 5), date(2026, 3, 5))
     assert (tmp_path / "landing/loyalty/2026-03-05.csv").exists()
+
+
+# -- 5. behavioural ground truth ----------------------------------------------------------------
+BEHAVIOUR_HEADER = [
+    "person_id", "channel", "purchase_rate_per_week", "online_orders_per_week",
+    "store_visits_per_week", "browse_sessions_per_week", "is_churned", "churned_on", "erased_on",
+    "home_store", "favourite_category", "favourite_category_share",
+]  # fmt: skip
+CATEGORIES = {
+    "Skincare", "Makeup", "Fragrance", "Hair Care", "Body Care", "Health & Wellness",
+    "Baby & Mum", "Men's Grooming",
+}  # fmt: skip
+BEHAVIOUR_START, BEHAVIOUR_DAYS = date(2026, 1, 5), 90
+SO_FAR = ("is_churned", "churned_on", "erased_on")  # the columns that depend on the days simulated
+
+
+def _behaviour(root: Path) -> dict[str, dict[str, str]]:
+    header, rows = read_csv(root / "truth/behaviour.csv")
+    assert header == BEHAVIOUR_HEADER
+    truth = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert len(truth) == len(rows), "one row per person"
+    return truth
+
+
+@pytest.fixture(scope="module")
+def behaviour_world(test_server, tmp_path_factory):
+    """400 people and three stores over 90 days (Monday 5 January to 4 April 2026), simulated
+    once for the tests below: enough purchases to rank people and enough lapses to check."""
+    admin = test_server.url("postgres")
+    name = f"t_behaviour_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url, root = test_server.url(name), tmp_path_factory.mktemp("behaviour")
+    summary = run(url, root, BEHAVIOUR_START, BEHAVIOUR_DAYS, customers=400)
+    yield url, root, summary
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _purchases(url: str, root: Path) -> dict[str, dict[str, set]]:
+    """Per person: the HK dates of their online orders and their store receipts with a sale,
+    as the sources show them (an order by shop customer id, a receipt by loyalty card)."""
+    owner = {(k, v): p for p, ids in _truth(root).items() for k, v in ids}
+    bought: dict[str, dict[str, set]] = defaultdict(lambda: {"online": set(), "store": set()})
+    with psycopg.connect(url) as conn:
+        for order_id, customer_id, order_ts in conn.execute(
+            "select order_id, customer_id, order_ts from orders"
+        ):
+            person = owner[("shop_customer_id", str(customer_id))]
+            bought[person]["online"].add((order_id, order_ts.astimezone(HKT).date()))
+    for path in files(root / "landing", "pos"):
+        for row in read_csv(path)[1]:
+            if row[3] == "SALE" and ("loyalty_card_no", row[10]) in owner:
+                person = owner[("loyalty_card_no", row[10])]
+                bought[person]["store"].add((row[0], date.fromisoformat(row[2][:10])))
+    return bought
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share their average rank
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    var = sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)
+    return cov / var**0.5
+
+
+def test_behaviour_truth_has_one_row_per_person(behaviour_world):
+    _url, root, summary = behaviour_world
+    truth = _behaviour(root)
+    assert list(truth) == [f"P{i:06d}" for i in range(1, summary.people + 1)]
+    assert set(_truth(root)) <= set(truth), "every person of identities.csv has a row"
+    last = BEHAVIOUR_START + timedelta(days=BEHAVIOUR_DAYS - 1)
+    stores = {row[0] for row in read_csv(root / "landing/reference/stores.csv")[1]}
+    for t in truth.values():
+        assert t["channel"] in {"online", "store", "both", "browser"}, t
+        online, store = float(t["online_orders_per_week"]), float(t["store_visits_per_week"])
+        assert online >= 0 and store >= 0 and float(t["browse_sessions_per_week"]) >= 0, t
+        assert abs(float(t["purchase_rate_per_week"]) - online - store) < 1e-5, t
+        assert (online > 0) == (t["channel"] in {"online", "both"}), t
+        assert (store > 0) == (t["channel"] in {"store", "both"}), t
+        assert t["is_churned"] in {"true", "false"}
+        assert (t["churned_on"] != "") == (t["is_churned"] == "true"), t
+        if t["churned_on"]:
+            assert BEHAVIOUR_START <= date.fromisoformat(t["churned_on"]) <= last, t
+        if t["erased_on"]:
+            assert BEHAVIOUR_START <= date.fromisoformat(t["erased_on"]) <= last, t
+        assert t["home_store"] in stores and t["favourite_category"] in CATEGORIES, t
+        assert 1 / len(CATEGORIES) <= float(t["favourite_category_share"]) <= 1, t
+    churned = sum(t["is_churned"] == "true" for t in truth.values())
+    assert 0.05 * len(truth) < churned < 0.25 * len(truth), churned
+
+
+def test_realised_purchases_follow_the_true_rates(behaviour_world):
+    url, root, _ = behaviour_world
+    truth, bought = _behaviour(root), _purchases(url, root)
+    ids = _truth(root)
+    with psycopg.connect(url) as conn:
+        old_accounts = {
+            str(c)
+            for (c,) in conn.execute(
+                "select customer_id from customers where created_at < %s and deleted_at is null",
+                (datetime(2026, 1, 5, tzinfo=HKT),),
+            )
+        }
+    header, rows = read_csv(root / f"landing/loyalty/{BEHAVIOUR_START}.csv")
+    old_cards = {r[0] for r in rows if r[header.index("joined_on")] < str(BEHAVIOUR_START)}
+
+    # people whose every purchase a source ties to them (an account or a card from the start),
+    # who neither lapsed nor asked for erasure: more purchases where the true rate is higher
+    rates, counts = [], []
+    expected, seen = Counter(), Counter()
+    weeks = BEHAVIOUR_DAYS / 7
+    for person, t in truth.items():
+        if t["is_churned"] == "true" or t["erased_on"] or t["channel"] == "browser":
+            continue
+        known = ids.get(person, set())
+        account = any(k == "shop_customer_id" and v in old_accounts for k, v in known)
+        card = any(k == "loyalty_card_no" and v in old_cards for k, v in known)
+        if account and t["channel"] in {"online", "both"}:
+            expected["online"] += float(t["online_orders_per_week"]) * weeks
+            seen["online"] += len(bought[person]["online"])
+        if card and t["channel"] in {"store", "both"}:
+            expected["store"] += float(t["store_visits_per_week"]) * weeks
+            seen["store"] += len(bought[person]["store"])
+        needs = {"online": account, "store": card, "both": account and card}[t["channel"]]
+        if needs:
+            rates.append(float(t["purchase_rate_per_week"]))
+            counts.append(len(bought[person]["online"]) + len(bought[person]["store"]))
+    assert len(rates) > 120, len(rates)
+    rho = _spearman(rates, counts)
+    assert rho > 0.7, f"rank correlation of true rate and purchases: {rho:.2f}"
+    # the unit, per ordinary week (holiday peaks add a little): online orders, and store visits
+    # of members (88% of their receipts carry the card)
+    assert 0.85 < seen["online"] / expected["online"] < 1.2, (seen, expected)
+    assert 0.75 < seen["store"] / expected["store"] < 1.05, (seen, expected)
+
+
+def test_nobody_buys_after_churning(behaviour_world):
+    url, root, _ = behaviour_world
+    truth, bought = _behaviour(root), _purchases(url, root)
+    after, before, churned = Counter(), 0, 0
+    for person, t in truth.items():
+        if t["is_churned"] != "true":
+            continue
+        churned += 1
+        churned_on = date.fromisoformat(t["churned_on"])
+        days = [d for kind in ("online", "store") for _ref, d in bought[person][kind]]
+        after[person] = sum(d >= churned_on for d in days)
+        before += any(d < churned_on for d in days)
+    assert churned > 20 and before > 10, (churned, before)  # the check is not empty
+    assert not +after, f"purchases after churned_on: {dict(+after)}"
+    still = sum(
+        bool(bought[p]["online"] or bought[p]["store"])
+        for p, t in truth.items()
+        if t["is_churned"] == "false"
+    )
+    assert still > 100
+
+
+def test_a_visit_planned_before_lapsing_does_not_happen():
+    """A store visit planned after browsing online is dropped once the person has lapsed."""
+    from include.simulator.days import simulate_day
+    from include.simulator.world import NEVER, STORE, build_world, initial_state
+
+    day = date(2026, 3, 2)
+    world = build_world(42, day, 300, 3)
+    i = next(
+        int(p)
+        for p in range(world.n)
+        if world.channel[p] == STORE and world.member_offset[p] < 0 and world.card_no[p]
+    )
+    midnight = int(datetime(2026, 3, 2, tzinfo=HKT).timestamp())
+    receipts = {}
+    for lapse in (NEVER, 0):
+        world.lapse_offset[i] = lapse
+        state = initial_state(world)
+        state.queue[day.isoformat()] = [
+            {"k": "visit", "t": midnight, "person": i, "products": []} for _ in range(10)
+        ]
+        result = simulate_day(world, state, day)
+        rows = [r for f in result.pos_files for r in f.rows or []]
+        receipts[lapse] = {r[0] for r in rows if r[10] == world.card_no[i]}
+    assert len(receipts[NEVER]) >= 5 and not receipts[0]
+
+
+def test_behaviour_truth_is_reproducible_and_says_only_what_was_simulated(fresh_db_url, tmp_path):
+    start = date(2026, 3, 2)
+    run(fresh_db_url, tmp_path / "a", start, 20)
+    whole = (tmp_path / "a/truth/behaviour.csv").read_bytes()
+
+    reset(fresh_db_url)
+    run(fresh_db_url, tmp_path / "b", start, 20)
+    assert (tmp_path / "b/truth/behaviour.csv").read_bytes() == whole
+
+    reset(fresh_db_url)
+    run(fresh_db_url, tmp_path / "c", start, 12)
+    early = _behaviour(tmp_path / "c")
+    run(fresh_db_url, tmp_path / "c", None, 8)
+    assert (tmp_path / "c/truth/behaviour.csv").read_bytes() == whole
+    late = _behaviour(tmp_path / "c")
+    twelfth = start + timedelta(days=11)
+    assert all(t["churned_on"] <= str(twelfth) for t in early.values() if t["churned_on"])
+    for person, t in late.items():  # the parameters stay; only lapses after day 12 are added
+        e = early[person]
+        assert {k: t[k] for k in t if k not in SO_FAR} == {k: e[k] for k in e if k not in SO_FAR}
+        if e["churned_on"]:
+            assert t["churned_on"] == e["churned_on"]
+        elif t["churned_on"]:
+            assert t["churned_on"] > str(twelfth)
+    assert sum(t["is_churned"] == "true" for t in late.values()) > sum(
+        t["is_churned"] == "true" for t in early.values()
+    )

@@ -1,84 +1,78 @@
-"""RFM segmentation: scores, names, and idempotent publication."""
+"""Publication of the one RFM segmentation (dbt's fct_customer_rfm) to reporting."""
 
 from __future__ import annotations
 
 from datetime import date
 
-import pandas as pd
 import psycopg
 import pytest
 
-from ml.segmentation import name_segment, publish_segments, score
+from ml.segmentation import publish_segments
 
 AS_OF = date(2026, 11, 20)
 
 
-def test_recent_frequent_big_spenders_are_champions_and_lapsed_ones_are_not():
-    features = pd.DataFrame(
-        {
-            "customer_key": [f"c{i}" for i in range(10)],
-            "recency_days": [1, 2, 3, 5, 8, 40, 90, 120, 200, 300],
-            "frequency": [20, 15, 12, 8, 6, 5, 4, 3, 2, 1],
-            "monetary": [9000, 8000, 7000, 4000, 3000, 2500, 2000, 800, 300, 100],
-        }
-    )
-    scored = score(features).set_index("customer_key")
-    assert scored.loc["c0", ["r_score", "f_score", "m_score"]].tolist() == [5, 5, 5]
-    assert scored.loc["c0", "segment"] == "Champions"
-    assert scored.loc["c9", "segment"] == "Hibernating"
-    assert scored[["r_score", "f_score", "m_score"]].isin(range(1, 6)).all().all()
-    assert name_segment(1, 5, 5) == "Cannot lose them"
-    assert name_segment(5, 1, 1) == "New"
+def _mart(url: str, as_of: date, rows: list[tuple]) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "create schema if not exists marts;"
+            "drop table if exists marts.fct_customer_rfm;"
+            "create table marts.fct_customer_rfm (customer_key text, recency_days int,"
+            " frequency int, monetary numeric, r_score int, f_score int, m_score int,"
+            " segment_name text, rules_version text, as_of_date date)"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into marts.fct_customer_rfm values (%s, %s, %s, %s, %s, %s, %s, %s, 'v1', %s)",
+                [(*row, as_of) for row in rows],
+            )
+
+
+ROWS = [
+    ("c1", 3, 12, 8000, 5, 5, 5, "Champions"),
+    ("c2", 200, 1, 80, 1, 1, 1, "Hibernating"),
+    ("c3", 70, 6, 4000, 2, 4, 4, "At risk"),
+]
 
 
 @pytest.fixture
-def sales(fresh_db_url):
-    with psycopg.connect(fresh_db_url) as conn:
-        conn.execute(
-            "create schema marts; create table marts.fct_sales (customer_key text, channel text,"
-            " order_ref text, business_date date, net_amount numeric, is_void boolean)"
-        )
-        rows = [
-            (
-                f"c{i % 30}",
-                "store" if i % 2 else "online",
-                f"o{i}",
-                date(2026, 11, 1 + i % 20),
-                10 * i,
-                False,
-            )
-            for i in range(200)
-        ]
-        rows.append(
-            ("c0", "store", "late", date(2026, 11, 25), 99999, False)
-        )  # after as-of: ignored
-        rows.append((None, "store", "walkin", date(2026, 11, 2), 50, False))  # walk-in: no customer
-        with conn.cursor() as cur:
-            cur.executemany("insert into marts.fct_sales values (%s, %s, %s, %s, %s, %s)", rows)
+def rfm(fresh_db_url) -> str:
+    _mart(fresh_db_url, AS_OF, ROWS)
     return fresh_db_url
 
 
-def test_publishing_twice_gives_the_same_table(sales):
-    sizes = publish_segments(warehouse_url=sales, as_of=AS_OF)
-    assert sum(sizes.values()) == 30
-    with psycopg.connect(sales) as conn:
-        first = conn.execute(
-            "select * from reporting.customer_segments order by customer_key"
+def _published(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select as_of_date, customer_key, recency_days, frequency, monetary::float8,"
+            " r_score, f_score, m_score, segment, model_version"
+            " from reporting.customer_segments order by as_of_date, customer_key"
         ).fetchall()
-        assert (
-            conn.execute("select max(monetary) from reporting.customer_segments").fetchone()[0]
-            < 99999
-        )
-    publish_segments(warehouse_url=sales, as_of=AS_OF)
-    with psycopg.connect(sales) as conn:
-        assert (
-            conn.execute(
-                "select * from reporting.customer_segments order by customer_key"
-            ).fetchall()
-            == first
-        )
 
 
-def test_no_sales_refuses_to_publish_an_empty_table(sales):
-    with pytest.raises(RuntimeError, match="refusing to publish"):
-        publish_segments(warehouse_url=sales, as_of=date(2020, 1, 1))
+def test_publishes_the_marts_segments_as_they_are(rfm):
+    sizes = publish_segments(warehouse_url=rfm, as_of=AS_OF)
+    assert sizes == {"At risk": 1, "Champions": 1, "Hibernating": 1}
+    assert _published(rfm) == [(AS_OF, *row[:4], *row[4:], "rfm-v1") for row in ROWS]
+
+
+def test_publishing_twice_gives_the_same_table_and_keeps_other_days(rfm):
+    publish_segments(warehouse_url=rfm, as_of=AS_OF)
+    next_day = date(2026, 11, 21)
+    _mart(rfm, next_day, ROWS[:2])
+    publish_segments(warehouse_url=rfm, as_of=next_day)
+    first = _published(rfm)
+    publish_segments(warehouse_url=rfm, as_of=next_day)
+    assert _published(rfm) == first
+    assert sorted({row[0] for row in first}) == [AS_OF, next_day]
+    assert sum(row[0] == next_day for row in first) == 2
+
+
+@pytest.mark.parametrize("built", [date(2026, 11, 19), None], ids=["other day", "empty"])
+def test_refuses_segments_of_another_day_and_keeps_the_publication(rfm, built):
+    publish_segments(warehouse_url=rfm, as_of=AS_OF)
+    before = _published(rfm)
+    _mart(rfm, built or AS_OF, ROWS if built else [])
+    with pytest.raises(RuntimeError, match=f"not business date {AS_OF}: refusing to publish"):
+        publish_segments(warehouse_url=rfm, as_of=AS_OF)
+    assert _published(rfm) == before

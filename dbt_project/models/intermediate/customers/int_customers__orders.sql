@@ -1,9 +1,11 @@
 -- One row per online order or till receipt of a known customer (walk-ins
 -- have no customer_key and are left out), built from the sales lines.
--- A purchase is an order or receipt with at least one sold line (neither a
--- till RETURN nor a VOID): a receipt holding only returns is not a purchase
--- occasion, but its (negative) net amount still counts towards the
--- customer's net revenue. Cancelled online orders are not in fct_sales.
+-- A purchase is an order or receipt with at least one positive sale line
+-- (macro metric_is_sale_line: neither a RETURN nor a VOID, net amount above
+-- 0), the one definition the management metrics, the customer marts and ml/
+-- share: a receipt holding only returns or free lines is not a purchase
+-- occasion, but its net amount still counts towards the customer's net
+-- revenue. Cancelled online orders are not in fct_sales.
 with
 
 sales as (
@@ -30,9 +32,7 @@ final as (
         min(customer_lines.business_date) as business_date,
         min(customer_lines.sold_at) as sold_at,
 
-        bool_or(
-            not customer_lines.is_return and not customer_lines.is_void
-        ) as is_purchase,
+        bool_or({{ metric_is_sale_line('customer_lines') }}) as is_purchase,
         bool_or(customer_lines.is_return) as has_return,
         sum(customer_lines.net_amount) as net_amount
 

@@ -7,8 +7,8 @@
 --   * fm_score = (f_score + m_score) / 2;
 --   * the segment is the rule of rfm_segment_rules with the lowest priority
 --     whose r_score and fm_score ranges (inclusive) hold the customer's.
--- The map follows ml/segmentation.py's name_segment (same names and rules);
--- ml/ scores by quintile, this model by the versioned cut-points.
+-- The one RFM segmentation: ml/segmentation.py publishes fct_customer_rfm
+-- to reporting.customer_segments as it is.
 with
 
 features as (

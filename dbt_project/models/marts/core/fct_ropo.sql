@@ -79,7 +79,8 @@ customer_views as (
         customer_sessions.customer_key,
         product_views.sku,
         coalesce(products.category, 'unknown') as category,
-        product_views.first_viewed_at
+        product_views.first_viewed_at,
+        customer_sessions.started_at as session_started_at
 
     from product_views
     inner join customer_sessions
@@ -111,7 +112,10 @@ sessions_before as (
 
 views_before as (
 
-    -- products the customer viewed within the window before the purchase
+    -- products the customer viewed before the purchase in a session of
+    -- sessions_before (started within the window): a view late in a session
+    -- that began before the window does not count, so a viewed sku or
+    -- category always comes with a product-view session before the purchase
     select
         purchases.order_key,
         customer_views.sku,
@@ -123,8 +127,9 @@ views_before as (
         on
             purchases.customer_key = customer_views.customer_key
             and purchases.purchased_at > customer_views.first_viewed_at
+            and purchases.purchased_at > customer_views.session_started_at
             and purchases.purchased_at - interval '{{ window_days }} days'
-            <= customer_views.first_viewed_at
+            <= customer_views.session_started_at
     group by 1, 2, 3
 
 ),

@@ -2,8 +2,8 @@
 -- last var('rfm_lookback_days') days, as of the business date. Cut-points
 -- and segment names come from the seeds rfm_score_cutpoints and
 -- rfm_segment_rules, version var('rfm_rules_version') (DECISIONLOG.md,
--- "Customers and marketing"; ml/segmentation.py publishes a quintile-based
--- variant with the same segment names to reporting.customer_segments).
+-- "Customers and marketing"). The nightly publish_segments task copies the
+-- rows of the business date to reporting.customer_segments.
 with
 
 rfm_scores as (
