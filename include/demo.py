@@ -215,11 +215,12 @@ VALIDATIONS = (
 )
 
 
-METHOD_LABELS = {
+METHOD_LABELS: dict = {
     "model": "model",
     "ml": "model",
     "rule": "rule (churn status)",
-    "bgnbd": "BG/NBD 1 - P(alive)",
+    ("churn", "bgnbd"): "BG/NBD 1 - P(alive)",
+    "bgnbd": "BG/NBD",
     "bgnbd_no_purchase": "BG/NBD P(no purchase)",
     "pareto_nbd": "Pareto/NBD",
 }
@@ -244,5 +245,6 @@ def model_validation(warehouse_url: str) -> list[str]:
                 lines.append("  not validated yet (history too short; see ops.model_runs)")
             for label, *values in rows:
                 shown = " / ".join("-" if v is None else f"{v:,.3f}" for v in values)
-                lines.append(f"  {METHOD_LABELS.get(label, label):<24} {shown}")
+                name = METHOD_LABELS.get((model, label)) or METHOD_LABELS.get(label, label)
+                lines.append(f"  {name:<24} {shown}")
     return lines
