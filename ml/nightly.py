@@ -401,7 +401,7 @@ def run_customer_forecast(night: Night) -> dict:
     as_of = night.as_of
     horizon = cf.HORIZON_DAYS
     with night.connect() as conn:
-        _require(conn, as_of, 2 * horizon + cf.MIN_HISTORY_DAYS, "The customer forecast")
+        _require(conn, as_of, cf.history_needed(horizon, validation=True), "The customer forecast")
 
         def train(trained_as_of: date):
             with model_step(

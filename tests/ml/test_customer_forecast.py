@@ -237,6 +237,12 @@ def test_training_dates_by_hand():
     ]
     assert cf.training_dates(first, date(2026, 2, 1), 28) == []
 
+    need = cf.history_needed(28)  # 28 ahead + 28 behind + one step for the second date
+    assert need == 70 and cf.history_needed(28, validation=True) == 98
+    assert len(cf.training_dates(first, first + timedelta(days=need), 28)) == 2
+    assert len(cf.training_dates(first, first + timedelta(days=need - 1), 28)) == 1
+    assert cf.history_needed() == 91 + 91 + 14
+
 
 def _frames(n: int, seed: int) -> pd.DataFrame:
     """Training rows generated in numpy: the purchase rate is 3 / week, a fifth of it for
