@@ -25,20 +25,6 @@ import pytest
 from ml import customer_forecast as cf
 from ml.features import FEATURE_COLUMNS
 
-DDL = """
-create schema intermediate;
-create schema marts;
-create table intermediate.int_customers__orders (
-    customer_key text, channel text, order_ref text, business_date date,
-    is_purchase boolean, has_return boolean, net_amount numeric(14, 2));
-create table marts.fct_sales (
-    customer_key text, business_date date, category text,
-    is_return boolean, is_void boolean, is_unknown_sku boolean);
-create table marts.fct_complaints (customer_key text, business_date date);
-create table marts.fct_web_sessions (customer_key text, business_date date, is_logged_in boolean);
-create table intermediate.int_customers__loyalty_tier_history (
-    customer_key text, tier_date date, to_tier text);
-"""
 ORDERS = "intermediate.int_customers__orders"
 COMPLAINTS = "marts.fct_complaints"
 SESSIONS = "marts.fct_web_sessions"
@@ -97,7 +83,6 @@ def simulate(
 
 
 def load(conn: psycopg.Connection, tables: dict[str, list[tuple]]) -> None:
-    conn.execute(DDL)
     for table, rows in tables.items():
         with conn.cursor() as cur, cur.copy(f"copy {table} from stdin") as copy:
             for row in rows:
@@ -105,10 +90,10 @@ def load(conn: psycopg.Connection, tables: dict[str, list[tuple]]) -> None:
 
 
 @pytest.fixture
-def history(fresh_db_url):
+def history(feature_db):
     """The synthetic history: a connection and the rows loaded."""
     tables = simulate()
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+    with psycopg.connect(feature_db, autocommit=True) as conn:
         load(conn, tables)
         yield conn, tables
 
@@ -401,8 +386,8 @@ def test_scoring_is_reproducible(history):
     assert set(cf.INPUT_COLUMNS) >= set(model.input_columns) >= set(FEATURE_COLUMNS)
 
 
-def test_short_history_gives_notes_not_errors(fresh_db_url):
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+def test_short_history_gives_notes_not_errors(feature_db):
+    with psycopg.connect(feature_db, autocommit=True) as conn:
         tables = simulate(n=600, days=60, seed=2)
         load(conn, tables)
         end = last_day(tables)
