@@ -320,7 +320,7 @@ def run_churn(night: Night) -> dict:
                 parameters={"horizon_days": horizon},
                 dag_run_id=night.dag_run_id,
             ) as check:
-                validation = churn.validate(conn, horizon_days=horizon)
+                validation = churn.validate(conn, horizon_days=horizon, observed_to=trained_as_of)
                 check.metrics = {
                     "validation_as_of": validation.as_of,
                     "metrics": validation.metrics.to_dict("index"),
@@ -413,7 +413,7 @@ def run_customer_forecast(night: Night) -> dict:
                 parameters={"horizon_days": horizon},
                 dag_run_id=night.dag_run_id,
             ) as check:
-                validation = cf.validate(conn, horizon_days=horizon)
+                validation = cf.validate(conn, horizon_days=horizon, observed_to=trained_as_of)
                 check.metrics = validation.record()
                 check.data_from, check.data_to = validation.calibration_end, validation.holdout_end
                 _record_validation(

@@ -16,6 +16,11 @@ Checks (each failure is one sentence naming the table):
 - no personal data: every staged ``customer_key`` is a pseudonymous key known
   to ``marts.dim_customer`` (so no e-mail, phone or card number can have
   slipped in as a key), and no staged column is outside the table's contract.
+
+With the churn scores, the same transaction rebuilds the date's
+``reporting.winback_list``: the scored customers in ``ml.churn.WINBACK_BANDS``
+who may be sent marketing that night (``marts.dim_customer.is_marketing_opt_in``,
+the flag every contact list of the marts uses), highest probability first.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from datetime import date
 import pandas as pd
 import psycopg
 from psycopg import sql
+
+from ml.churn import WINBACK_BANDS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,22 @@ TABLES: dict[str, tuple[str, ...]] = {
 #: Tables keyed by customer: each must cover every customer the RFM mart scores.
 CUSTOMER_TABLES = ("customer_clusters", "churn_scores", "customer_forecast")
 RFM_POPULATION = "select customer_key from marts.fct_customer_rfm where as_of_date = %(as_of)s"
+
+#: The contact list derived from the churn scores at publication (see the module docstring).
+WINBACK_SQL = """
+insert into reporting.winback_list (
+    as_of_date, customer_key, churn_probability, churn_percentile, risk_band, drivers,
+    priority_rank, model_version, run_id
+)
+select
+    s.as_of_date, s.customer_key, s.churn_probability, s.churn_percentile, s.risk_band,
+    s.drivers,
+    row_number() over (order by s.churn_probability desc, s.customer_key),
+    s.model_version, s.run_id
+from reporting.churn_scores as s
+inner join marts.dim_customer as d on s.customer_key = d.customer_key
+where s.as_of_date = %(as_of)s and s.risk_band = any(%(bands)s) and d.is_marketing_opt_in
+"""
 
 RANGE_CHECKS = {
     "churn_scores": (
@@ -107,9 +130,18 @@ def stage(conn: psycopg.Connection, table: str, as_of: date, frame: pd.DataFrame
             target, sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as out:
-            for row in frame.loc[:, list(columns)].itertuples(index=False, name=None):
-                out.write_row(tuple(_plain(v) for v in row))
+            for row in zip(*(_values(frame[c]) for c in columns), strict=True):
+                out.write_row(row)
     return len(frame)
+
+
+def _values(column: pd.Series) -> list:
+    """The column as plain Python values (one conversion per column, not per value)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return [None if pd.isna(v) else v.date() for v in column]
+    if column.dtype == object:
+        return [_plain(v) for v in column]
+    return column.tolist()
 
 
 def _plain(value):
@@ -209,5 +241,9 @@ def publish(conn: psycopg.Connection, as_of: date) -> dict[str, int]:
                 (as_of,),
             )
             published[table] = n
+        if "churn_scores" in published:
+            conn.execute("delete from reporting.winback_list where as_of_date = %s", (as_of,))
+            cursor = conn.execute(WINBACK_SQL, {"as_of": as_of, "bands": list(WINBACK_BANDS)})
+            published["winback_list"] = cursor.rowcount
     log.info("published model outputs for %s: %s", as_of, published)
     return published

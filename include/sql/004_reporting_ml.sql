@@ -49,6 +49,21 @@ create table if not exists reporting.churn_scores (
 comment on table reporting.churn_scores is
     'Probability that the customer makes no purchase in the horizon_days after as_of_date, its percentile, band and top drivers.';
 
+create table if not exists reporting.winback_list (
+    as_of_date date not null,
+    customer_key text not null,
+    churn_probability double precision not null,
+    churn_percentile double precision not null,
+    risk_band text not null,
+    drivers text not null,
+    priority_rank integer not null,
+    model_version text not null,
+    run_id bigint not null,
+    primary key (as_of_date, customer_key)
+);
+comment on table reporting.winback_list is
+    'Win-back contact list from the churn model: customers of reporting.churn_scores in the win-back risk bands (ml.churn.WINBACK_BANDS) who may be sent marketing (marts.dim_customer.is_marketing_opt_in: consent given, no opt-out), highest risk first. Derived at publication, in the same transaction as the scores.';
+
 create table if not exists reporting.customer_forecast (
     as_of_date date not null,
     customer_key text not null,

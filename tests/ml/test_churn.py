@@ -491,6 +491,9 @@ def test_a_missing_rule_table_is_reported_not_fatal(conn):
     assert result.beats["rule"] is False and not result.passed
     assert any("rule baseline unavailable" in note for note in result.notes)
     assert result.as_of == END - timedelta(days=H)  # no period ends: the latest observed date
+    # a night replayed for an earlier date is judged only on what was observed by then
+    past = churn.validate(conn, horizon_days=H, observed_to=END - timedelta(days=10))
+    assert past.as_of == END - timedelta(days=10 + H)
 
 
 def test_unusable_baselines_are_reported(conn, monkeypatch):

@@ -231,12 +231,14 @@ def test_training_dates_by_hand():
 
 def _frames(n: int, seed: int) -> pd.DataFrame:
     """Training rows generated in numpy: the purchase rate is 3 / week, a fifth of it for
-    customers with a complaint in the last 30 days; spend is 100 per purchase."""
+    customers with a complaint in the last 30 days; spend is 100 per purchase. BTYD sees
+    neither: its expectation is 2 purchases of 80 for everyone (the model's offsets)."""
     rng = np.random.default_rng(seed)
     rows = pd.DataFrame(
         {c: rng.integers(0, 50, n).astype(float) for c in cf.INPUT_COLUMNS},
         index=pd.Index([f"k{i}" for i in range(n)], name="customer_key"),
     )
+    rows["bgnbd_purchases"], rows["gg_avg_spend"] = 2.0, 80.0
     rows["days_since_last_complaint"] = rng.choice([5.0, 20.0, 400.0, 3650.0], n)
     mean = np.where(rows["days_since_last_complaint"] < 30, 0.6, 3.0)
     rows["purchases"] = rng.poisson(mean)
@@ -410,6 +412,11 @@ def test_short_history_gives_notes_not_errors(feature_db):
         assert set(scores["model_version"]) == {f"{cf.MODEL_VERSION}+{source}-fallback"}
         assert scores["expected_purchases"].notna().all()
         assert np.allclose(scores["expected_purchases"], v.predictions["ml_purchases"])
+
+        # a night replayed for an earlier date reads no outcome after it
+        past = cf.validate(conn, horizon_days=14, observed_to=end - timedelta(days=3))
+        assert past.holdout_end == end - timedelta(days=3)
+        assert past.calibration_end == end - timedelta(days=17)
 
         model = cf.train(conn, end, horizon_days=14)  # two weeks later: two training dates
         assert not model.is_fallback and len(model.training_dates) == 2

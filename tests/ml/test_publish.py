@@ -21,7 +21,8 @@ def conn(fresh_db_url):
     with psycopg.connect(fresh_db_url) as conn:
         conn.execute(
             "create schema marts;"
-            "create table marts.dim_customer (customer_key text primary key);"
+            "create table marts.dim_customer"
+            " (customer_key text primary key, is_marketing_opt_in boolean not null default true);"
             "create table marts.fct_customer_rfm (customer_key text, as_of_date date)"
         )
         for key in KEYS:
@@ -56,7 +57,7 @@ def published(conn) -> list[tuple]:
 
 def test_staged_rows_are_published_once_and_a_rerun_replaces_them(conn):
     publish.stage(conn, "churn_scores", AS_OF, churn_rows())
-    assert publish.publish(conn, AS_OF) == {"churn_scores": 3}
+    assert publish.publish(conn, AS_OF) == {"churn_scores": 3, "winback_list": 3}
     publish.stage(conn, "churn_scores", AS_OF, churn_rows(probability=0.5, run_id=2))
     publish.publish(conn, AS_OF)
     assert published(conn) == [(k, 0.5, 2) for k in KEYS]
@@ -90,3 +91,30 @@ def test_rows_off_the_contract_are_refused_and_nothing_staged_is_not_a_success(c
         publish.stage(conn, "churn_scores", AS_OF, churn_rows().assign(email="x@example.com"))
     with pytest.raises(RuntimeError, match="no model output is staged for 2026-11-30"):
         publish.publish(conn, AS_OF)
+
+
+def winback(conn) -> list[tuple]:
+    return conn.execute(
+        "select customer_key, priority_rank, run_id from reporting.winback_list"
+        " order by priority_rank"
+    ).fetchall()
+
+
+def test_the_winback_list_holds_only_risky_customers_who_may_be_contacted(conn):
+    conn.execute(
+        "update marts.dim_customer set is_marketing_opt_in = false where customer_key = 'k2'"
+    )
+    rows = churn_rows()
+    rows["churn_probability"] = [0.7, 0.9, 0.8]
+    rows["risk_band"] = ["high", "high", "low"]
+    publish.stage(conn, "churn_scores", AS_OF, rows)
+    publish.publish(conn, AS_OF)
+    # k2 (the riskiest) opted out; k3 is low risk
+    assert winback(conn) == [("k1", 1, 1)]
+    # an opt-out that arrives later is out of the next publication of that date
+    conn.execute(
+        "update marts.dim_customer set is_marketing_opt_in = false where customer_key = 'k1'"
+    )
+    publish.stage(conn, "churn_scores", AS_OF, rows.assign(run_id=2))
+    publish.publish(conn, AS_OF)
+    assert winback(conn) == []
