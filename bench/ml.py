@@ -76,7 +76,7 @@ where random() < 0.02;
 create table marts.fct_web_sessions as
 select c.customer_key, random() < 0.7 as is_logged_in,
        %(start)s::date + floor(random() * %(days)s)::int as business_date
-from cust c, generate_series(1, floor(random() * 8)::int) as k;
+from cust c, lateral generate_series(1, floor(random() * 8 + c.i * 0)::int) as k;
 create table intermediate.int_customers__loyalty_tier_history as
 select customer_key, %(start)s::date + f as tier_date,
        (array['classic','silver','gold','platinum'])[1 + floor(power(random(), 2) * 4)::int]

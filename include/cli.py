@@ -172,6 +172,30 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from include.ledger import Ledger
+
+    with psycopg.connect(settings().warehouse_url, autocommit=True) as conn:
+        ledger = Ledger(conn)
+        if args.action == "failures":
+            rows = conn.execute(
+                "select load_id, source, object, message from ops.load_ledger"
+                " where status = 'failed' and resolved_at is null order by load_id"
+            ).fetchall()
+            for load_id, source, key, message in rows:
+                print(f"{load_id}\t{source}\t{key}\t{message}")
+            print(f"{len(rows)} unresolved failed load(s)", file=sys.stderr)
+            return 0
+        try:
+            outcome = ledger.resolve(args.load_id, args.note)
+        except ValueError as exc:
+            raise CrmError(str(exc)) from None
+        print(f"resolved load {outcome.load_id} ({outcome.source} {outcome.object}): {args.note}")
+    return 0
+
+
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -293,6 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", type=_date, required=True)
     backfill.add_argument("--no-wait", action="store_true", help="return once created")
     backfill.set_defaults(func=_backfill)
+
+    ledger = sub.add_parser(
+        "ledger", help="failed loads: list the unresolved ones, resolve one once dealt with"
+    )
+    ledger_sub = ledger.add_subparsers(dest="action", required=True)
+    ledger_sub.add_parser("failures", help="every failed load not yet resolved")
+    resolve = ledger_sub.add_parser(
+        "resolve",
+        help="mark a failed load as dealt with (e.g. the sender re-sent the file under a new"
+        " name): its file stops failing the load task",
+    )
+    resolve.add_argument("load_id", type=int, help="load_id from 'crm ledger failures'")
+    resolve.add_argument("--note", required=True, help="how it was resolved (kept in the ledger)")
+    ledger.set_defaults(func=_ledger)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
     env.set_defaults(func=_env)

@@ -41,6 +41,14 @@ class LoadOutcome:
         )
 
 
+@dataclass
+class RecordedFailure:
+    outcome: LoadOutcome
+    resolved: bool
+    #: The operator's note when resolved.
+    message: str | None
+
+
 class Ledger:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
@@ -63,14 +71,34 @@ class Ledger:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def flagged(self, source: str, obj: LandingObject) -> bool:
-        """Whether this exact content was already recorded as failed."""
+    def failure_of(self, source: str, obj: LandingObject) -> RecordedFailure | None:
+        """The failure recorded for this exact content of ``obj`` (the latest), if any."""
         row = self.conn.execute(
-            "select 1 from ops.load_ledger where source = %s and object = %s and checksum = %s"
-            " and status = 'failed'",
+            "select load_id, business_date, message, resolved_at is not null, resolution"
+            " from ops.load_ledger where source = %s and object = %s"
+            " and checksum is not distinct from %s and status = 'failed'"
+            " order by load_id desc limit 1",
             (source, obj.key, obj.checksum),
         ).fetchone()
-        return row is not None
+        if row is None:
+            return None
+        load_id, _, message, resolved, resolution = row
+        outcome = LoadOutcome(load_id, source, obj.key, "failed", message=message)
+        return RecordedFailure(outcome, resolved, resolution)
+
+    def resolve(self, load_id: int, note: str) -> LoadOutcome:
+        """Mark a failed load as dealt with by an operator (``crm ledger resolve``)."""
+        if not note.strip():
+            raise ValueError("say how it was resolved (--note)")
+        row = self.conn.execute(
+            "update ops.load_ledger set resolved_at = clock_timestamp(), resolution = %s"
+            " where load_id = %s and status = 'failed'"
+            " returning load_id, source, object, message",
+            (note, load_id),
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"load {load_id} is not a failed load in ops.load_ledger")
+        return LoadOutcome(row[0], row[1], row[2], "failed", message=row[3])
 
     def begin(
         self,

@@ -5,9 +5,20 @@ entry, so a crash leaves either the whole file or nothing. A file already in
 the ledger with the same key and checksum is skipped. Conservation is checked
 before commit: rows read = rows loaded + rows quarantined, or the file fails.
 
-Rows are parsed and typed in Python and written with COPY. A row with a bad
-value goes to ``quarantine.rejected_rows`` with its line, field and reason; a
-file without a required column fails loudly and is recorded as failed.
+Two paths, one outcome. The fast path COPYs the file into a text staging table,
+counts its records independently of COPY, checks every value against the
+contract's field types in SQL and inserts them typed; if anything is off it
+rolls back and the row-by-row path parses and types each row in Python with the
+same field types (``FieldType``), so a row with a bad value goes to
+``quarantine.rejected_rows`` with its record number, field and reason. A file
+without a required column fails loudly and is recorded as failed; one file's
+failure never stops the other files of its source.
+
+Every listed file ends in the ledger: loaded, skipped as already loaded, or
+failed with the reason -- a name off the contract, an impossible date in the
+name, content changed after it was loaded, unreadable. A failed file fails its
+source's load on every run until an operator resolves it (``crm ledger
+resolve``). Names starting with ``.`` are files still being written.
 """
 
 from __future__ import annotations
@@ -19,13 +30,12 @@ import hashlib
 import io
 import json
 import logging
-import operator
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -34,7 +44,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 
 from include.landing import Landing, LandingObject, LandingObjectChanged
-from include.ledger import Ledger, LoadOutcome
+from include.ledger import ConservationError, Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -50,45 +60,151 @@ class BadValue(ValueError):
         self.reason = reason
 
 
-# -- value parsers: text in, typed value out, or ValueError -------------------
-def _text(v: str) -> str:
+# -- field types: one definition per type, for both load paths -----------------
+#
+# A value is text (a CSV field, a JSON string or integer). Each type accepts exactly
+# what its regular expression (and, for dates, the calendar) allows, in both paths:
+# ``parse`` in Python for the row-by-row path, ``sql_check`` / ``sql_value`` in the
+# COPY fast path's INSERT from the text staging table. So PostgreSQL's own, wider
+# input syntax (``now``, ``epoch``, ``infinity``, ``NaN``, ``1_000``, ``1e3``, offsets
+# in a local time, ``24:00:00``, ``Y``/``yes``/``on`` for booleans) is never what
+# decides a row's fate. Integers and amounts are range-checked against the raw
+# column (int, bigint, numeric(12, 2)), so an overflow quarantines the row instead
+# of failing the COPY or the file.
+
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+#: Offsets PostgreSQL accepts (up to 15:59); Python would take up to 23:59.
+_OFFSET = r"(Z|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)"
+INT4_RANGE = (-(2**31), 2**31 - 1)
+INT8_RANGE = (-(2**63), 2**63 - 1)
+#: numeric(12, 2): below 10^10 in absolute value after rounding to cents.
+MONEY_LIMIT = Decimal(10) ** 10
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """How one kind of field is read: a Python parser and its SQL twin."""
+
+    name: str
+    pattern: str | None  # the whole value must match (None: any text)
+    to_python: Callable[[str], Any]
+    #: SQL cast of the text ``{v}`` to the raw column's type.
+    sql_value: str = "{v}"
+    #: SQL condition over ``{v}`` beyond the pattern (range, calendar).
+    sql_extra: str = "true"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_regex", re.compile(self.pattern) if self.pattern else None)
+
+    def __call__(self, value: str) -> Any:
+        """The typed value, or ValueError with the reason."""
+        if "\x00" in value:
+            raise ValueError("a NUL character")
+        regex = self._regex  # type: ignore[attr-defined]
+        if regex is not None and not regex.fullmatch(value):
+            raise ValueError(f"not a {self.name}")
+        return self.to_python(value)
+
+    def check_sql(self, column: str) -> str:
+        """SQL: the text in ``column`` is acceptable (the extra condition, which may cast,
+        only sees values that matched the pattern)."""
+        extra = self.sql_extra.replace("{v}", column)
+        if self.pattern is None:
+            return extra
+        return f"case when {column} ~ '^{self.pattern}$' then {extra} else false end"
+
+    def value_sql(self, column: str) -> str:
+        return self.sql_value.replace("{v}", column)
+
+
+def _text_value(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a lone surrogate (not encodable as UTF-8)") from None
     return v
 
 
-def _int(v: str) -> int:
-    return int(v)
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(v: str) -> int:
+        n = int(v)
+        if not low <= n <= high:
+            raise ValueError(f"out of range [{low}, {high}]")
+        return n
+
+    return parse
 
 
-def _money(v: str) -> Decimal:
-    d = Decimal(v)
-    if not d.is_finite():
-        raise ValueError("not a finite number")
-    return d.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # as PostgreSQL numeric rounds
+def _money_value(v: str) -> Decimal:
+    d = Decimal(v).quantize(_CENT, rounding=ROUND_HALF_UP)  # as PostgreSQL numeric rounds
+    if abs(d) >= MONEY_LIMIT:
+        raise ValueError(f"out of range (|amount| < {MONEY_LIMIT})")
+    return d
 
 
-def _date(v: str) -> date:
-    return date.fromisoformat(v)
-
-
-def _local_ts(v: str) -> datetime:
-    return datetime.strptime(v, "%Y-%m-%d %H:%M:%S")
-
-
-def _utc_ts(v: str) -> datetime:
+def _utc_value(v: str) -> datetime:
     ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    if ts.tzinfo is None:
-        raise ValueError("timestamp without a time zone")
+    try:
+        ts.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range (years 1 to 9999 in UTC)") from None
     return ts
 
 
-def _uuid(v: str) -> str:
-    return str(uuid.UUID(v))
+_INT = r"[+-]?[0-9]{1,19}"
+_MONEY = r"[+-]?[0-9]{1,30}(\.[0-9]{1,30})?"
+_HEX = "[0-9a-fA-F]"
+_UUID = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+_UTC = rf"{_DAY}[T ]{_CLOCK}(\.[0-9]{{1,6}})?{_OFFSET}"
 
 
-def _yn(v: str) -> bool:
-    if v not in ("Y", "N"):
-        raise ValueError("expected Y or N")
-    return v == "Y"
+def _int_type(bounds: tuple[int, int], sql_type: str) -> FieldType:
+    low, high = bounds
+    return FieldType(
+        "whole number",
+        _INT,
+        _integer(low, high),
+        f"{{v}}::{sql_type}",
+        f"{{v}}::numeric between {low} and {high}",
+    )
+
+
+TEXT = FieldType("text", None, _text_value)
+INT = _int_type(INT4_RANGE, "int")
+BIGINT = _int_type(INT8_RANGE, "bigint")
+MONEY = FieldType(
+    "decimal amount",
+    _MONEY,
+    _money_value,
+    "{v}::numeric(12, 2)",
+    f"abs(round({{v}}::numeric, 2)) < {MONEY_LIMIT}",
+)
+CALENDAR_DATE = FieldType(
+    "date (YYYY-MM-DD)", _DAY, date.fromisoformat, "{v}::date", "pg_input_is_valid({v}, 'date')"
+)
+LOCAL_TS = FieldType(
+    "local timestamp (YYYY-MM-DD HH:MM:SS)",
+    f"{_DAY} {_CLOCK}",
+    lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S"),
+    "{v}::timestamp",
+    "pg_input_is_valid({v}, 'timestamp')",
+)
+UTC_TS = FieldType(
+    "UTC timestamp (ISO 8601 with an offset)",
+    _UTC,
+    _utc_value,
+    "{v}::timestamptz",
+    "case when pg_input_is_valid({v}, 'timestamptz') then ({v}::timestamptz at time zone 'UTC')"
+    " between '0001-01-01' and '9999-12-31 23:59:59.999999' else false end",
+)
+UUID = FieldType("UUID", _UUID, lambda v: str(uuid.UUID(v)), "{v}::uuid")
+YES_NO = FieldType("Y or N", "[YN]", lambda v: v == "Y", "{v} = 'Y'")
+
+# The names the source definitions below use.
+_text, _int, _bigint, _money, _date = TEXT, INT, BIGINT, MONEY, CALENDAR_DATE
+_local_ts, _utc_ts, _uuid, _yn = LOCAL_TS, UTC_TS, UUID, YES_NO
 
 
 @dataclass(frozen=True)
@@ -120,8 +236,33 @@ class Source:
     def business_date(self, match: re.Match) -> date | None:
         return date.fromisoformat(match[self.path_date_group]) if self.path_date_group else None
 
+    def read_name(self, key: str) -> tuple[re.Match, date | None, dict[str, Any]]:
+        """The name's match, business date and lineage values; BadName says what is wrong
+        (off the contract, an impossible date, a sequence number out of range)."""
+        match = self.key_pattern.match(key)
+        if not match:
+            raise BadName(
+                f"{key}: the name is off the {self.name} file name contract"
+                f" ({self.key_pattern.pattern}); not loaded"
+            )
+        try:
+            file_date = self.business_date(match)
+            values = self.path_columns(match)
+        except ValueError as exc:
+            raise BadName(f"{key}: the name holds an impossible date ({exc}); not loaded") from None
+        seq = match.groupdict().get("seq")
+        if seq is not None and not 1 <= int(seq) <= INT4_RANGE[1]:
+            raise BadName(f"{key}: sequence number {seq} out of range; not loaded")
+        return match, file_date, values
+
+
+class BadName(ValueError):
+    """A landing file whose name the contract does not allow."""
+
 
 DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
+#: A daily source's re-export of a day: ``<date>_<seq>`` (the plain name is seq 1).
+CORRECTION = r"(?:_(?P<seq>\d+))?"
 
 SOURCES: dict[str, Source] = {
     s.name: s
@@ -175,7 +316,7 @@ SOURCES: dict[str, Source] = {
             prefix="loyalty/",
             table="raw.loyalty_members",
             fmt="csv",
-            key_pattern=re.compile(rf"^loyalty/{DATE}\.csv$"),
+            key_pattern=re.compile(rf"^loyalty/{DATE}{CORRECTION}\.csv$"),
             columns=(
                 Column("card_no", required=True),
                 Column("full_name"),
@@ -222,7 +363,7 @@ SOURCES: dict[str, Source] = {
             table="raw.complaint_tickets",
             fmt="jsonl",
             keep_extra=True,
-            key_pattern=re.compile(rf"^complaints/{DATE}\.jsonl$"),
+            key_pattern=re.compile(rf"^complaints/{DATE}{CORRECTION}\.jsonl$"),
             columns=(
                 Column("ticket_id", required=True),
                 Column("created_at", _utc_ts, required=True),
@@ -248,7 +389,7 @@ SOURCES: dict[str, Source] = {
             prefix="privacy/",
             table="raw.privacy_requests",
             fmt="csv",
-            key_pattern=re.compile(rf"^privacy/{DATE}\.csv$"),
+            key_pattern=re.compile(rf"^privacy/{DATE}{CORRECTION}\.csv$"),
             columns=(
                 Column("request_id", required=True),
                 Column("received_at", _utc_ts, required=True),
@@ -311,7 +452,16 @@ def parse_csv(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rejec
     index = {name: i for i, name in enumerate(header)}
     # Rows are numbered by record (1 = first row after the header), as the COPY
     # fast path numbers them: a quoted field may span several physical lines.
-    for line_no, record in enumerate(reader, start=1):
+    line_no = 0
+    while True:
+        line_no += 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a NUL character: that record only
+            yield Rejection(line_no, None, f"unreadable CSV record: {exc}", "")
+            continue
         if len(record) != len(header):
             yield Rejection(
                 line_no, None, f"{len(record)} fields, header has {len(header)}", _csv_line(record)
@@ -355,8 +505,27 @@ def parse_jsonl(source: Source, text: io.TextIOBase) -> Iterator[ParsedRow | Rej
             continue
         if source.keep_extra:
             extra = {k: v for k, v in obj.items() if k not in known_top}
+            text = json.dumps(extra, sort_keys=True, ensure_ascii=False) if extra else ""
+            if "\x00" in text or not _encodable(text):
+                # PostgreSQL's jsonb takes neither \u0000 nor a lone surrogate.
+                reason = "an unknown field holds a NUL character or a lone surrogate"
+                yield Rejection(line_no, "extra", reason, line.rstrip("\r\n"))
+                continue
             values["extra"] = json.dumps(extra, sort_keys=True) if extra else None
         yield ParsedRow(line_no, values)
+
+
+def _storable(text: str) -> str:
+    """The raw content as PostgreSQL text can hold it: NUL and lone surrogates escaped."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -391,18 +560,21 @@ def load_source(
         with ledger.source_lock(source_name):
             for listed in _candidates(conn, source, landing, business_date):
                 obj = listed
-                match = source.key_pattern.match(obj.key)
-                if not match:
-                    log.warning(
-                        "%s: %s does not match the file name contract; not loaded",
-                        source_name,
-                        obj.key,
-                    )
+                if obj.key.rsplit("/", 1)[-1].startswith("."):
+                    # The landing contract's temporary name: a file still being written.
+                    log.info("%s: %s is still being written; not loaded", source_name, obj.key)
+                    continue
+                try:
+                    match, file_date, path_values = source.read_name(obj.key)
+                except BadName as exc:
+                    outcome = _unresolved(ledger, landing, source_name, obj, None, str(exc))
+                    if outcome is not None:
+                        report.failed.append(outcome)
                     continue
                 # The business date a load belongs to: the file's own date, or for an
                 # undated file (the store master) the run that loaded it. Staging reads
                 # it to build each night from what was known by then.
-                file_date = source.business_date(match) or business_date
+                file_date = file_date or business_date
                 if file_date and file_date > business_date:
                     continue
                 seen = ledger.loaded_checksums(source_name, obj.key)
@@ -423,21 +595,26 @@ def load_source(
                     continue
                 if seen and not source.replaced_whole:
                     # Landing files are written once: new content under a loaded key is
-                    # an upstream error. Flag it once, loudly; never reload or ignore it.
-                    if not ledger.flagged(source_name, obj):
-                        report.failed.append(
-                            ledger.record_failure(
-                                source_name,
-                                obj,
-                                file_date,
-                                f"{obj.key} changed after it was loaded (checksum {obj.checksum},"
-                                " loaded as " + ", ".join(sorted(seen)) + "): not reloaded;"
-                                " the sender must re-send it under a new name",
-                            )
-                        )
+                    # an upstream error. Never reload or ignore it: it fails every run
+                    # until an operator resolves it (``crm ledger resolve``).
+                    failure = (
+                        f"{obj.key} changed after it was loaded (checksum {obj.checksum},"
+                        " loaded as " + ", ".join(sorted(seen)) + "): not reloaded;"
+                        " the sender must re-send it under a new name"
+                    )
+                    outcome = _unresolved(ledger, landing, source_name, obj, file_date, failure)
+                    if outcome is not None:
+                        report.failed.append(outcome)
                     continue
                 outcome = _load_file(
-                    conn, ledger, source, obj, match, landing, file_date, listed.checksum is None
+                    conn,
+                    ledger,
+                    source,
+                    obj,
+                    path_values,
+                    landing,
+                    file_date,
+                    listed.checksum is None,
                 )
                 (report.loaded if outcome.status == "loaded" else report.failed).append(outcome)
                 log.info("%s", outcome.describe())
@@ -478,6 +655,35 @@ def _candidates(conn, source: Source, landing: Landing, business_date: date):
     while day <= business_date:
         yield from landing.list(f"{source.prefix}{day.isoformat()}")
         day += timedelta(days=1)
+
+
+def _unresolved(
+    ledger: Ledger,
+    landing: Landing,
+    source_name: str,
+    obj: LandingObject,
+    file_date: date | None,
+    failure: str,
+) -> LoadOutcome | None:
+    """A file the loader must not load: recorded in the ledger once (per content), and
+    reported failed on every run until an operator resolves it; None once resolved."""
+    if obj.checksum is None:
+        try:
+            obj = replace(obj, checksum=_sha256(landing, obj.key))
+        except OSError as exc:
+            failure = f"{failure}; unreadable: {type(exc).__name__}: {exc}"
+    previous = ledger.failure_of(source_name, obj)
+    if previous is None:
+        log.error("%s: %s", source_name, failure)
+        return ledger.record_failure(source_name, obj, file_date, failure)
+    if previous.resolved:
+        log.info("%s: %s (resolved by an operator: %s)", source_name, failure, previous.message)
+        return None
+    return replace(
+        previous.outcome,
+        message=f"{previous.outcome.message} (unresolved since load {previous.outcome.load_id};"
+        f" once dealt with: crm ledger resolve {previous.outcome.load_id} --note '...')",
+    )
 
 
 def record_pos_gaps(conn, business_date: date) -> None:
@@ -522,7 +728,7 @@ def _load_file(
     ledger: Ledger,
     source: Source,
     obj: LandingObject,
-    match,
+    path_values: dict[str, Any],
     landing,
     file_date,
     hash_content: bool,
@@ -542,7 +748,6 @@ def _load_file(
     the file, written to the ledger row before commit. If ``obj`` already has
     one (hashed up front), the bytes read must match it.
     """
-    path_values = source.path_columns(match)
     file = _LandingFile(landing, obj.key, hash_content)
     try:
         with conn.transaction():
@@ -571,11 +776,13 @@ def _load_file(
             )
     except (
         FileRejected,
-        UnicodeDecodeError,
+        UnicodeError,
         EOFError,
         gzip.BadGzipFile,
         csv.Error,
         OSError,
+        ConservationError,
+        psycopg.Error,  # e.g. a value the row-by-row path let through: this file only
     ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         if obj.checksum is None and hash_content:
@@ -662,33 +869,6 @@ def _prepare_session(conn) -> None:
     )
 
 
-@contextlib.contextmanager
-def _lineage_defaults(conn, table: str, lineage: dict[str, Any]):
-    """Give the lineage columns this file's values as defaults, for one COPY.
-
-    Literal defaults cost nothing per row (an expression such as
-    ``current_setting()`` costs a third of COPY's time). ``ALTER TABLE`` is
-    transactional: the defaults exist only inside this load's transaction
-    (which holds the table's lock until commit; loads of one source are
-    serialised anyway) and are dropped again before it commits.
-    """
-    name = sql.Identifier(*table.split("."))
-    sets = [
-        sql.SQL("alter column {} set default {}").format(sql.Identifier(col), sql.Literal(value))
-        for col, value in lineage.items()
-    ]
-    # A regclass literal, resolved once when the default is set. ``nextval('...'::text)``
-    # looks the sequence up by name again for every row: 12% of a POS file's COPY time.
-    sets.append(sql.SQL("alter column _line set default nextval('pg_temp.crm_record_seq')"))
-    conn.execute(sql.SQL("alter table {} ").format(name) + sql.SQL(", ").join(sets))
-    yield
-    drops = [
-        sql.SQL("alter column {} drop default").format(sql.Identifier(c))
-        for c in [*lineage, "_line"]
-    ]
-    conn.execute(sql.SQL("alter table {} ").format(name) + sql.SQL(", ").join(drops))
-
-
 def _byte_stream(raw_stream, key: str):
     return gzip.GzipFile(fileobj=raw_stream) if key.endswith(".gz") else raw_stream
 
@@ -698,14 +878,21 @@ class _NotFast(Exception):
 
 
 def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]) -> int | None:
-    """COPY the file as it is; the number of rows, or None to load it row by row."""
+    """COPY the file into its text staging table, check every value against the
+    contract's types in SQL, then insert it typed; the number of rows, or None to load
+    it row by row (anything the row-by-row path would treat differently)."""
     try:
         with conn.transaction(), file.open() as raw_stream:
             stream = _byte_stream(raw_stream, file.key)
+            stage = _stage_table(conn, source)
             if source.fmt == "csv":
-                return _copy_csv(conn, source, stream, lineage)
-            return _copy_jsonl(conn, source, stream, lineage)
-    except (psycopg.Error, _NotFast) as exc:
+                rows = _copy_csv(conn, source, stream, stage)
+            else:
+                rows = _copy_jsonl(conn, source, stream, stage)
+            if rows:
+                _insert_staged(conn, source, stage, lineage)
+            return rows
+    except (psycopg.Error, _NotFast, UnicodeEncodeError) as exc:
         log.info(
             "%s: the COPY fast path rejected the file (%s); loading row by row",
             file.key,
@@ -714,7 +901,100 @@ def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]
         return None
 
 
-def _copy_csv(conn, source: Source, stream, lineage: dict[str, Any]) -> int | None:
+def _stage_columns(source: Source) -> list[str]:
+    return [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
+
+
+def _stage_table(conn, source: Source) -> sql.Identifier:
+    """This session's text twin of the source's raw table, empty at every commit.
+
+    Created once per session: no catalog change per file (``ALTER TABLE`` per file cost
+    milliseconds and an exclusive lock). ``_line`` numbers the records from 1.
+    """
+    name = sql.Identifier(f"crm_stage_{source.name}")
+    conn.execute(
+        sql.SQL(
+            "create temp table if not exists {} ({}, _line bigint not null default"
+            " nextval('pg_temp.crm_record_seq')) on commit delete rows"
+        ).format(
+            name,
+            sql.SQL(", ").join(
+                sql.SQL("{} text").format(sql.Identifier(c)) for c in _stage_columns(source)
+            ),
+        )
+    )
+    return name
+
+
+def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[str, Any]) -> None:
+    """Check the staged text against the contract (``FieldType.check_sql``), then insert it
+    typed with the file's lineage; _NotFast names the first record a check refused."""
+    checks = []
+    for col in source.columns:
+        ident = sql.Identifier(col.name).as_string(conn)
+        check = col.parse.check_sql(ident) if isinstance(col.parse, FieldType) else "true"
+        if col.required:
+            checks.append(f"({ident} is not null and {check})")
+        elif check != "true":
+            checks.append(f"({ident} is null or {check})")
+    if checks:
+        condition = " and ".join(checks).replace("{", "{{").replace("}", "}}")  # regexes
+        bad = conn.execute(
+            sql.SQL("select min(_line) from {} where not (" + condition + ")").format(stage)
+        ).fetchone()[0]
+        if bad is not None:
+            raise _NotFast(f"record {bad}: a value the contract refuses")
+    values = [
+        col.parse.value_sql(sql.Identifier(col.name).as_string(conn))
+        if isinstance(col.parse, FieldType)
+        else sql.Identifier(col.name).as_string(conn)
+        for col in source.columns
+    ]
+    if source.keep_extra:
+        values.append("extra::jsonb")
+    targets = [*_stage_columns(source), *lineage, "_line"]
+    conn.execute(
+        sql.SQL("insert into {} ({}) select {}, {}, _line from {}").format(
+            sql.Identifier(*source.table.split(".")),
+            sql.SQL(", ").join(map(sql.Identifier, targets)),
+            sql.SQL(", ".join(values).replace("{", "{{").replace("}", "}}")),
+            sql.SQL(", ").join(sql.Literal(v) for v in lineage.values()),
+            stage,
+        )
+    )
+
+
+class _RecordCounter:
+    """Counts the CSV records of a byte stream as it is read (rows read, independent of
+    what COPY reports): a newline ends a record unless it is inside quotes (an odd number
+    of quote characters before it in the record; an escaped quote is two)."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+        self.in_quotes = False
+        self.partial = False  # bytes since the last record's end
+
+    def see(self, chunk: bytes) -> bytes:
+        *complete, last = chunk.split(b"\n")
+        for part in complete:
+            if part.count(b'"') % 2:
+                self.in_quotes = not self.in_quotes
+            if self.in_quotes:
+                self.partial = True
+            else:
+                self.ended += 1
+                self.partial = False
+        if last.count(b'"') % 2:
+            self.in_quotes = not self.in_quotes
+        self.partial = self.partial or bool(last)
+        return chunk
+
+    @property
+    def records(self) -> int:
+        return self.ended + self.partial
+
+
+def _copy_csv(conn, source: Source, stream, stage: sql.Identifier) -> int | None:
     first = stream.readline()
     if first.startswith(b"\xef\xbb\xbf"):
         first = first[3:]
@@ -727,18 +1007,26 @@ def _copy_csv(conn, source: Source, stream, lineage: dict[str, Any]) -> int | No
         raise FileRejected(f"missing required column(s) {', '.join(missing)}; header is {header}")
     if len(set(header)) != len(header) or set(header) - set(known):
         return None  # new or repeated columns: the row-by-row path keeps the known ones
-    cols = ", ".join(known[h] for h in header)
-    with _lineage_defaults(conn, source.table, lineage), conn.cursor() as cur:
+    cols = sql.SQL(", ").join(sql.Identifier(known[h]) for h in header)
+    counter = _RecordCounter()
+    counter.see(first)
+    with conn.cursor() as cur:
         with cur.copy(
-            f"copy {source.table} ({cols}) from stdin (format csv, header true, force_null ({cols}))"
+            sql.SQL("copy {} ({}) from stdin (format csv, header true, force_null ({}))").format(
+                stage, cols, cols
+            )
         ) as copy:
             copy.write(first)
             for chunk in iter(lambda: stream.read(1 << 20), b""):
-                copy.write(chunk)
-        return cur.rowcount
+                copy.write(counter.see(chunk))
+        copied = cur.rowcount
+    # Anything COPY did not read -- the rest of a file after a line holding only the
+    # end-of-data marker \. (PostgreSQL stops there) -- sends the file row by row.
+    if copied != counter.records - 1:
+        raise _NotFast(f"COPY read {copied} of the file's {counter.records - 1} records")
+    return copied
 
 
-_UTC_OFFSET = re.compile(r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)\Z")
 _JSON_SPACE = " \t\n\r"
 
 
@@ -755,35 +1043,28 @@ class _NotPlainValue(Dumper):
         raise _NotFast(f"a {type(obj).__name__} value is typed row by row")
 
 
-def _copy_jsonl(conn, source: Source, stream, lineage: dict[str, Any]) -> int:
-    """Parse each line in Python and COPY its contract fields as text; the server types them.
+def _copy_jsonl(conn, source: Source, stream, stage: sql.Identifier) -> int:
+    """Parse each line in Python and COPY its contract fields as text into the staging
+    table; ``_insert_staged`` checks and types them.
 
     Unknown top-level fields are folded into ``extra``. Anything the row-by-row
     path would treat differently makes the file go row by row (``_NotFast``):
     a line that is not valid UTF-8 JSON or not an object, a contract field that
-    is not a string, an integer or null, a missing required field, a contract
-    UTC timestamp without its offset (it would otherwise be read silently in
-    the session's time zone), or a stray carriage return (which would number
-    lines differently). A value the column type cannot take fails the COPY,
-    with the same effect. Empty strings are NULL, as in the row-by-row path.
+    is not a string, an integer or null, or a stray carriage return (which would
+    number lines differently). Empty strings are NULL, as in the row-by-row path.
     """
     paths = [c.field.split(".") for c in source.columns]
     flat_fields = [p[0] for p in paths] if all(len(p) == 1 for p in paths) else None
     known_top = frozenset(p[0] for p in paths)
-    required = [i for i, c in enumerate(source.columns) if c.required]
-    any_missing = (
-        (lambda values, get=operator.itemgetter(*required, *required): None in get(values))
-        if required
-        else (lambda values: False)
-    )
-    utc = [i for i, c in enumerate(source.columns) if c.parse is _utc_ts]
-    names = [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
+    names = _stage_columns(source)
     raw_decode, loads, dumps = json.JSONDecoder().raw_decode, json.loads, json.dumps
-    utc_offset, keep_extra = _UTC_OFFSET.search, source.keep_extra
-    with _lineage_defaults(conn, source.table, lineage), conn.cursor() as cur:
+    keep_extra = source.keep_extra
+    written = 0
+    with conn.cursor() as cur:
         for kind in (bool, float, dict, list):
             cur.adapters.register_dumper(kind, _NotPlainValue)
-        with cur.copy(f"copy {source.table} ({', '.join(names)}, _line) from stdin") as copy:
+        columns = sql.SQL(", ").join(map(sql.Identifier, [*names, "_line"]))
+        with cur.copy(sql.SQL("copy {} ({}) from stdin").format(stage, columns)) as copy:
             write_row = copy.write_row
             lines = io.BufferedReader(stream, buffer_size=1 << 16)  # readline in C
             for line_no, line in enumerate(lines, start=1):
@@ -799,7 +1080,7 @@ def _copy_jsonl(conn, source: Source, stream, lineage: dict[str, Any]) -> int:
                             raise ValueError("extra data")
                     except ValueError:
                         if not text.strip():
-                            continue  # a blank line: skipped and counted, as row by row
+                            continue  # a blank line: skipped, as row by row
                         obj = loads(text)  # leading white space; or raises
                 except ValueError as exc:  # also UnicodeDecodeError
                     raise _NotFast(f"line {line_no}: {exc}") from None
@@ -811,20 +1092,15 @@ def _copy_jsonl(conn, source: Source, stream, lineage: dict[str, Any]) -> int:
                     values = [_json_path(obj, p) for p in paths]
                 if "" in values:
                     values = [None if v == "" else v for v in values]
-                if any_missing(values):
-                    raise _NotFast(f"line {line_no}: a required field is missing")
-                for i in utc:
-                    v = values[i]
-                    if v is not None and (
-                        type(v) is not str or (v[-1] != "Z" and not utc_offset(v))
-                    ):
-                        raise _NotFast(f"line {line_no}: {v!r} is not a UTC timestamp")
                 if keep_extra:
                     unknown = obj.keys() - known_top
                     values.append(dumps({k: obj[k] for k in unknown}) if unknown else None)
                 values.append(line_no)
                 write_row(values)
-        return cur.rowcount
+                written += 1
+        if cur.rowcount != written:
+            raise _NotFast(f"COPY took {cur.rowcount} of {written} rows")
+    return written
 
 
 def _json_path(obj: dict, path: list[str]) -> Any:
@@ -861,7 +1137,7 @@ def _load_rows(
                 " (load_id, source, object, line_no, field, reason, raw_content)"
                 " values (%s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (load_id, source.name, key, r.line_no, r.field, r.reason, r.raw)
+                    (load_id, source.name, key, r.line_no, r.field, r.reason, _storable(r.raw))
                     for r in rejections
                 ],
             )

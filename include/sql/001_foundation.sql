@@ -107,10 +107,9 @@ create table if not exists raw.shop_order_status_history (
 );
 
 -- Landing-zone files: every row of every file, with its file and record number.
--- Required fields are NOT NULL, so a COPY straight from a file fails on a row
--- missing one and the loader falls back to row-by-row quarantine. The loader
--- gives the lineage columns literal defaults inside each file's transaction
--- only (include/loaders.py); _line counts the file's records from 1.
+-- Values are checked against the contract's field types before they reach these
+-- tables (include/loaders.py: FieldType, on both load paths); required fields are
+-- also NOT NULL. _line counts the file's records from 1.
 create table if not exists raw.pos_lines (
     receipt_no text not null,
     store_code text not null,

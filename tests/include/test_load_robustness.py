@@ -93,6 +93,47 @@ CORPUS = {
         ),
         None,
     ),
+    # What real tills and trackers send that PostgreSQL would read differently from the
+    # contract (issue 10): each is one quarantined row, whichever path loads the file.
+    "end-of-data marker line": (
+        "pos/2026-11-20/C1_1.csv",
+        GOOD.replace(b"\n", b"\n\\.\n", 2).replace(b"\n\\.\n", b"\n", 1),
+        None,
+    ),
+    "NaN unit price": ("pos/2026-11-20/C2_1.csv", GOOD.replace(b"10.50", b"NaN", 1), None),
+    "barcode in quantity": (
+        "pos/2026-11-20/C3_1.csv",
+        GOOD.replace(b",1,10.50", b",4891234567890,10.50", 1),
+        None,
+    ),
+    "NUL byte": ("pos/2026-11-20/C4_1.csv", GOOD.replace(b"octopus", b"oct\x00pus", 1), None),
+    "now as a timestamp": (
+        "pos/2026-11-20/C5_1.csv",
+        GOOD.replace(b"2026-11-20 10:00:00", b"now", 1),
+        None,
+    ),
+    "offset in a local time": (
+        "pos/2026-11-20/C6_1.csv",
+        GOOD.replace(b"2026-11-20 10:00:00", b"2026-11-20 10:00:00+08", 1),
+        None,
+    ),
+    "JSON oddities": (
+        "web/2026-11-20/03.jsonl.gz",
+        gzip.compress(
+            "\n".join(
+                [
+                    json.dumps(event(20)),
+                    json.dumps(event(21, page_url="\ud800")),  # a lone surrogate
+                    json.dumps(event(22, page_url="a\u0000b")),  # NUL
+                    json.dumps(event(23, customer_id=True)),
+                    json.dumps(event(24, customer_id=10**25)),
+                    json.dumps(event(25, event_ts="2026-11-20 09:00:00")),  # no offset
+                    json.dumps(event(26, utm_extra="\ud800")),  # an unknown field
+                ]
+            ).encode()
+        ),
+        None,
+    ),
 }
 
 
@@ -162,6 +203,31 @@ def test_corpus_outcomes(wh, tmp_path):
     assert by_file["pos/2026-11-20/B4_1.csv"] == "6/5/1"
     assert by_file["web/2026-11-20/01.jsonl.gz"] == "6/6/0"  # duplicates land; staging dedupes
     assert by_file["web/2026-11-20/02.jsonl.gz"] == "3/2/1"
+    # COPY stops at a line holding only \. : the rows after it still load
+    assert by_file["pos/2026-11-20/C1_1.csv"] == "6/5/1"
+    for key in ("C2", "C3", "C4", "C5", "C6"):
+        assert by_file[f"pos/2026-11-20/{key}_1.csv"] == "5/4/1", key
+    assert by_file["web/2026-11-20/03.jsonl.gz"] == "7/1/6"
+    fields = rows(
+        wh,
+        "select object, field from quarantine.rejected_rows"
+        " where object like 'pos/2026-11-20/C%' or object like 'web/%/03%' order by 1, line_no",
+    )
+    assert fields == [
+        ("pos/2026-11-20/C1_1.csv", None),  # the marker line: 1 field, the header has 12
+        ("pos/2026-11-20/C2_1.csv", "unit_price"),
+        ("pos/2026-11-20/C3_1.csv", "quantity"),
+        ("pos/2026-11-20/C4_1.csv", "payment_method"),  # a NUL character
+        ("pos/2026-11-20/C5_1.csv", "txn_ts"),
+        ("pos/2026-11-20/C6_1.csv", "txn_ts"),
+        ("web/2026-11-20/03.jsonl.gz", "page_url"),
+        ("web/2026-11-20/03.jsonl.gz", "page_url"),
+        ("web/2026-11-20/03.jsonl.gz", "customer_id"),
+        ("web/2026-11-20/03.jsonl.gz", "customer_id"),
+        ("web/2026-11-20/03.jsonl.gz", "event_ts"),
+        ("web/2026-11-20/03.jsonl.gz", "extra"),
+    ]
+    assert rows(wh, "select count(*) from raw.pos_lines where unit_price = 'NaN'") == [(0,)]
     reasons = dict(
         rows(
             wh,

@@ -9,6 +9,7 @@ from datetime import date
 import psycopg
 import pytest
 
+from include import cli
 from include.landing import LocalLanding
 from include.loaders import FileRejected, load_source
 from include.warehouse import apply_schema
@@ -255,7 +256,7 @@ def test_copy_fast_path_and_row_by_row_path_land_identical_rows(
 STORES = "store_code,store_name,district,region,opened_on,closed_on\n"
 
 
-def test_changed_file_under_a_loaded_key_is_flagged_once_and_not_reloaded(wh, tmp_path):
+def test_changed_file_under_a_loaded_key_fails_every_run_until_resolved(wh, tmp_path, monkeypatch):
     row = "R-1,TST01,2026-11-20 10:00:00,SALE,1,SKU1,1,1.00,0,cash,,S1\n"
     write(tmp_path, "pos/2026-11-20/TST01_1.csv", (HEADER + "\n" + row).encode())
     landing = LocalLanding(tmp_path)
@@ -267,12 +268,22 @@ def test_changed_file_under_a_loaded_key_is_flagged_once_and_not_reloaded(wh, tm
     )
     with pytest.raises(FileRejected, match="changed after it was loaded"):
         load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
-    # Flagged once: the next run neither reloads nor fails again on the same content.
-    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    # Recorded once, but a retry does not turn the task green: it fails until resolved.
+    with pytest.raises(FileRejected, match=r"unresolved since load \d+; once dealt with"):
+        load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
     assert counts(wh, "select receipt_no from raw.pos_lines") == [("R-1",)]
     assert counts(wh, "select status, count(*) from ops.load_ledger group by 1 order by 1") == [
         ("failed", 1),
         ("loaded", 1),
+    ]
+    (failed,) = counts(wh, "select load_id from ops.load_ledger where status = 'failed'")
+    monkeypatch.setenv("WAREHOUSE_URL", wh)
+    monkeypatch.setenv("SHOP_DB_URL", wh)
+    assert cli.main(["ledger", "resolve", str(failed[0]), "--note", "re-sent as TST01_2"]) == 0
+    report = load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    assert not report.failed and not report.loaded
+    assert counts(wh, "select resolution from ops.load_ledger where status = 'failed'") == [
+        ("re-sent as TST01_2",)
     ]
 
 
@@ -348,3 +359,55 @@ def test_late_files_are_caught_up_and_old_history_is_not_relisted(wh, tmp_path):
         "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 10, 1)
     )
     assert [o.object for o in backfill.loaded] == ["pos/2026-10-01/DD01_1.csv"]
+
+
+LOYALTY = "card_no,full_name,phone,email,district,tier,joined_on,marketing_opt_in,updated_at\n"
+
+
+def member(card: str) -> str:
+    return f"{card},Chan Tai Man,91234567,,Sha Tin,gold,2024-01-05,Y,2026-11-20 09:00:00\n"
+
+
+def test_every_landing_file_ends_in_the_ledger_and_one_bad_name_stops_nothing(
+    wh, tmp_path, monkeypatch
+):
+    """Names off the contract and impossible dates are failed loads, every run until
+    resolved; temporary dot-names wait; a day's correction loads; good files still load."""
+    row = "R-1,TST01,2026-11-20 10:00:00,SALE,1,SKU1,1,1.00,0,cash,,S1\n"
+    write(tmp_path, "pos/2026-11-20/TST01-1.csv", (HEADER + "\n" + row).encode())  # a dash
+    write(tmp_path, "pos/2026-11-20/TST02_1.csv", (HEADER + "\n" + row).encode())
+    write(tmp_path, "pos/2026-11-20/.TST03_1.csv", (HEADER + "\n" + row).encode())  # in flight
+    write(tmp_path, "loyalty/2026-02-30.csv", (LOYALTY + member("C1")).encode())
+    write(tmp_path, "loyalty/2026-11-20.csv", (LOYALTY + member("C2")).encode())
+    write(tmp_path, "loyalty/2026-11-20_2.csv", (LOYALTY + member("C3")).encode())
+    landing = LocalLanding(tmp_path)
+    day = date(2026, 11, 20)
+    for _attempt in range(2):  # a retry does not turn either source green
+        for source, bad in [("pos", "TST01-1.csv"), ("loyalty", "2026-02-30.csv")]:
+            with pytest.raises(FileRejected, match=bad):
+                load_source(source, warehouse_url=wh, landing=landing, business_date=day)
+    failures = counts(
+        wh, "select object, message from ops.load_ledger where status = 'failed' order by 1"
+    )
+    assert [key for key, _ in failures] == ["loyalty/2026-02-30.csv", "pos/2026-11-20/TST01-1.csv"]
+    assert (
+        "impossible date" in failures[0][1] and "off the pos file name contract" in failures[1][1]
+    )
+    assert counts(wh, "select object from ops.load_ledger where status = 'loaded' order by 1") == [
+        ("loyalty/2026-11-20.csv",),
+        ("loyalty/2026-11-20_2.csv",),
+        ("pos/2026-11-20/TST02_1.csv",),
+    ]
+    assert counts(wh, "select card_no from raw.loyalty_members order by 1") == [("C2",), ("C3",)]
+
+    monkeypatch.setenv("WAREHOUSE_URL", wh)
+    monkeypatch.setenv("SHOP_DB_URL", wh)
+    assert cli.main(["ledger", "failures"]) == 0
+    for load_id in counts(wh, "select load_id from ops.load_ledger where status = 'failed'"):
+        assert (
+            cli.main(["ledger", "resolve", str(load_id[0]), "--note", "asked for a re-send"]) == 0
+        )
+    assert cli.main(["ledger", "resolve", "999999", "--note", "x"]) == 2  # not a failed load
+    for source in ("pos", "loyalty"):
+        report = load_source(source, warehouse_url=wh, landing=landing, business_date=day)
+        assert not report.failed
