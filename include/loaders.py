@@ -138,7 +138,9 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
 
 
 def _money_value(v: str) -> Decimal:
-    d = Decimal(v).quantize(_CENT, rounding=ROUND_HALF_UP)  # as PostgreSQL numeric rounds
+    d = Decimal(v)
+    if abs(d) < MONEY_LIMIT:  # (beyond it, quantize would exceed the decimal context)
+        d = d.quantize(_CENT, rounding=ROUND_HALF_UP)  # as PostgreSQL numeric rounds
     if abs(d) >= MONEY_LIMIT:
         raise ValueError(f"out of range (|amount| < {MONEY_LIMIT})")
     return d
@@ -927,29 +929,25 @@ def _stage_table(conn, source: Source) -> sql.Identifier:
 
 
 def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[str, Any]) -> None:
-    """Check the staged text against the contract (``FieldType.check_sql``), then insert it
-    typed with the file's lineage; _NotFast names the first record a check refused."""
-    checks = []
+    """Insert the staged text typed, with the file's lineage, in one pass: each value is
+    checked against its field type (``FieldType.check_sql``) and cast, and a refused one
+    raises (``ops.refuse_value``, naming the record and field)."""
+    values = []
     for col in source.columns:
         ident = sql.Identifier(col.name).as_string(conn)
-        check = col.parse.check_sql(ident) if isinstance(col.parse, FieldType) else "true"
-        if col.required:
-            checks.append(f"({ident} is not null and {check})")
-        elif check != "true":
-            checks.append(f"({ident} is null or {check})")
-    if checks:
-        condition = " and ".join(checks).replace("{", "{{").replace("}", "}}")  # regexes
-        bad = conn.execute(
-            sql.SQL("select min(_line) from {} where not (" + condition + ")").format(stage)
-        ).fetchone()[0]
-        if bad is not None:
-            raise _NotFast(f"record {bad}: a value the contract refuses")
-    values = [
-        col.parse.value_sql(sql.Identifier(col.name).as_string(conn))
-        if isinstance(col.parse, FieldType)
-        else sql.Identifier(col.name).as_string(conn)
-        for col in source.columns
-    ]
+        field_type = col.parse if isinstance(col.parse, FieldType) else TEXT
+        check = field_type.check_sql(ident)
+        if check == "true" and not col.required:
+            values.append(field_type.value_sql(ident))
+            continue
+        refused = field_type.value_sql(
+            f"ops.refuse_value(_line, {sql.Literal(col.field).as_string(conn)})"
+        )
+        null = "null" if not col.required else refused
+        values.append(
+            f"case when {ident} is null then {null} when {check}"
+            f" then {field_type.value_sql(ident)} else {refused} end"
+        )
     if source.keep_extra:
         values.append("extra::jsonb")
     targets = [*_stage_columns(source), *lineage, "_line"]
@@ -957,7 +955,7 @@ def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[st
         sql.SQL("insert into {} ({}) select {}, {}, _line from {}").format(
             sql.Identifier(*source.table.split(".")),
             sql.SQL(", ").join(map(sql.Identifier, targets)),
-            sql.SQL(", ".join(values).replace("{", "{{").replace("}", "}}")),
+            sql.SQL(", ".join(values)),  # an argument: its braces (regexes) stay as they are
             sql.SQL(", ").join(sql.Literal(v) for v in lineage.values()),
             stage,
         )
