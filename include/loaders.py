@@ -165,7 +165,7 @@ _UTC = rf"{_DAY}[T ]{_CLOCK}(\.[0-9]{{1,6}})?{_OFFSET}"
 def _int_type(bounds: tuple[int, int], sql_type: str) -> FieldType:
     low, high = bounds
     return FieldType(
-        "whole number",
+        f"whole number ({sql_type})",
         _INT,
         _integer(low, high),
         f"{{v}}::{sql_type}",
@@ -344,13 +344,13 @@ SOURCES: dict[str, Source] = {
                 Column("event_ts", _utc_ts, required=True),
                 Column("event_type", required=True),
                 Column("anonymous_id"),
-                Column("customer_id", _int),
+                Column("customer_id", _bigint),
                 Column("session_id"),
                 Column("page_url"),
                 Column("referrer"),
                 Column("sku"),
                 Column("search_query"),
-                Column("order_id", _int),
+                Column("order_id", _bigint),
                 Column("utm_source"),
                 Column("utm_medium"),
                 Column("utm_campaign"),
