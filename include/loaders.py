@@ -238,8 +238,8 @@ class Source:
     def business_date(self, match: re.Match) -> date | None:
         return date.fromisoformat(match[self.path_date_group]) if self.path_date_group else None
 
-    def read_name(self, key: str) -> tuple[re.Match, date | None, dict[str, Any]]:
-        """The name's match, business date and lineage values; BadName says what is wrong
+    def read_name(self, key: str) -> tuple[date | None, dict[str, Any]]:
+        """The name's business date and lineage values; BadName says what is wrong
         (off the contract, an impossible date, a sequence number out of range)."""
         match = self.key_pattern.match(key)
         if not match:
@@ -255,7 +255,7 @@ class Source:
         seq = match.groupdict().get("seq")
         if seq is not None and not 1 <= int(seq) <= INT4_RANGE[1]:
             raise BadName(f"{key}: sequence number {seq} out of range; not loaded")
-        return match, file_date, values
+        return file_date, values
 
 
 class BadName(ValueError):
@@ -567,7 +567,7 @@ def load_source(
                     log.info("%s: %s is still being written; not loaded", source_name, obj.key)
                     continue
                 try:
-                    match, file_date, path_values = source.read_name(obj.key)
+                    file_date, path_values = source.read_name(obj.key)
                 except BadName as exc:
                     outcome = _unresolved(ledger, landing, source_name, obj, None, str(exc))
                     if outcome is not None:

@@ -48,11 +48,9 @@ def churn_rows(keys=KEYS, probability=0.4, run_id=1) -> pd.DataFrame:
     )
 
 
-def published(conn) -> list[tuple]:
-    return conn.execute(
-        "select customer_key, churn_probability, run_id from reporting.churn_scores"
-        " order by customer_key"
-    ).fetchall()
+def published(conn, table="churn_scores", columns="customer_key, churn_probability, run_id"):
+    order = "priority_rank" if table == "winback_list" else "customer_key"
+    return conn.execute(f"select {columns} from reporting.{table} order by {order}").fetchall()
 
 
 def test_staged_rows_are_published_once_and_a_rerun_replaces_them(conn):
@@ -94,10 +92,7 @@ def test_rows_off_the_contract_are_refused_and_nothing_staged_is_not_a_success(c
 
 
 def winback(conn) -> list[tuple]:
-    return conn.execute(
-        "select customer_key, priority_rank, run_id from reporting.winback_list"
-        " order by priority_rank"
-    ).fetchall()
+    return published(conn, "winback_list", "customer_key, priority_rank, run_id")
 
 
 def test_the_winback_list_holds_only_risky_customers_who_may_be_contacted(conn):
