@@ -14,8 +14,8 @@ Suites (GX validates one suite against one table at a time):
   weeks later as a sales dip.
 - ``raw_tables_optional``: the same check as a warning, for tables that may
   legitimately be empty (no privacy request arrived yet).
-- ``ops_load_ledger``: no load failed for the business date without being
-  retried successfully since. The loaders record a failed file in the ledger
+- ``ops_load_ledger``: no load dated up to the business date failed without
+  being loaded successfully since or resolved by an operator. The loaders record a failed file in the ledger
   and carry on with the others, so the load tasks can succeed while a file is
   missing; this is where that stops the run.
 """
@@ -58,14 +58,15 @@ def required_tables(sources: tuple[str, ...] | None = None) -> tuple[str, ...]:
     return tuple(table for source in sources for table in SOURCE_TABLES[source])
 
 
-# One row per failed load that no later load of the same source and object
-# replaced. Kept in the batch's own columns so the Data Docs page shows which
+# One row per failed load that no operator resolved (crm ledger resolve) and no
+# later load of the same source and object replaced. Kept in the batch's own columns so the Data Docs page shows which
 # files to look at. `{batch}` is GX's placeholder for the ledger table and is
 # already an aliased subquery, hence the extra `select * from` to name it.
 _UNRESOLVED_FAILED_LOADS = """
 select failed.load_id, failed.source, failed.object, failed.business_date, failed.message
 from (select * from {batch}) as failed
-where failed.status = 'failed'{business_date_filter}
+where failed.status = 'failed'
+  and failed.resolved_at is null{business_date_filter}
   and not exists (
     select 1
     from ops.load_ledger as retried
@@ -100,12 +101,14 @@ def optional_raw_tables_suite() -> list[gxe.Expectation]:
 
 
 def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
-    """No failed load for ``business_date`` (every date when None) is left unresolved.
+    """No failed load dated up to ``business_date`` (every date when None) is left unresolved.
 
-    A failure counts as resolved once the same source and object (file or
-    batch) was loaded successfully later, so a retried file does not block
-    every later run; a file that was re-sent under a new name is not matched
-    and needs an operator's decision.
+    A failure keeps blocking every later night (a retry that skips the file, or
+    the next night, does not clear it) until the same source and object (file
+    or batch) is loaded successfully, or an operator resolves it with
+    ``crm ledger resolve <load_id> --note ...`` (a file re-sent under a new
+    name, or one to be given up). A failure dated after ``business_date`` does
+    not block it: a backfill of an older night does not depend on that file.
 
     The date is written into the query as a literal rather than passed as a
     parameter so that the Data Docs page shows exactly the SQL that ran; it is
@@ -115,14 +118,17 @@ def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
         date_filter = ""
         which = "any business date"
     else:
-        date_filter = f"\n  and failed.business_date = date '{business_date.isoformat()}'"
-        which = f"business date {business_date.isoformat()}"
+        date_filter = (
+            "\n  and (failed.business_date is null"  # a name without a date: every night
+            f" or failed.business_date <= date '{business_date.isoformat()}')"
+        )
+        which = f"business dates up to {business_date.isoformat()}"
     return [
         gxe.UnexpectedRowsExpectation(
             unexpected_rows_query=_UNRESOLVED_FAILED_LOADS.replace(
                 "{business_date_filter}", date_filter
             ),
-            description=f"No load with status 'failed' for {which} (unless loaded again since)",
+            description=f"No load with status 'failed' for {which} (unless loaded again since or resolved)",
             **severity(CRITICAL),
         ),
     ]

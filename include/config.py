@@ -149,6 +149,62 @@ class Settings:
         return os.environ.get("CRM_CUSTOMER_KEY_SECRET", "dev-only-secret")
 
 
+ALERT_EMAIL_VARIABLE = "CRM_ALERT_EMAIL_TO"
+ALERT_SMTP_VARIABLE = "CRM_ALERT_SMTP_URL"
+ALERT_FROM_VARIABLE = "CRM_ALERT_EMAIL_FROM"
+ALERT_WEBHOOK_VARIABLE = "CRM_ALERT_WEBHOOK_URL"
+SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+"""URL schemes of ``CRM_ALERT_SMTP_URL`` and their default ports: plain, STARTTLS, TLS."""
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where a failed task is reported (include/alerts.py); empty means that channel is off."""
+
+    email_to: tuple[str, ...] = ()
+    smtp_url: str = "smtp://localhost:25"
+    email_from: str = "crm-pipeline@localhost"
+    webhook_url: str = ""
+
+
+def alert_settings() -> AlertSettings:
+    """The failure alerts from the environment; both are off unless configured.
+
+    - ``CRM_ALERT_EMAIL_TO``: comma-separated addresses that get an e-mail per failed task;
+    - ``CRM_ALERT_SMTP_URL``: ``smtp://[user:password@]host[:port]`` (``smtp+starttls://``
+      or ``smtps://`` for encrypted servers; default ``smtp://localhost:25``);
+    - ``CRM_ALERT_EMAIL_FROM``: the sender (default ``crm-pipeline@localhost``);
+    - ``CRM_ALERT_WEBHOOK_URL``: an ``http(s)://`` URL that gets a JSON POST per failed task
+      (its ``text`` field reads as a message in Slack or Teams incoming webhooks).
+
+    This is the only place that reads them; a malformed one is one ConfigError sentence.
+    """
+    to = tuple(a.strip() for a in os.environ.get(ALERT_EMAIL_VARIABLE, "").split(",") if a.strip())
+    bad = [a for a in to if "@" not in a]
+    if bad:
+        raise ConfigError(f"{ALERT_EMAIL_VARIABLE} holds {bad[0]!r}, which is not an address.")
+    smtp_url = os.environ.get(ALERT_SMTP_VARIABLE) or AlertSettings.smtp_url
+    smtp = urlsplit(smtp_url)
+    if smtp.scheme not in SMTP_SCHEMES or not smtp.hostname:
+        raise ConfigError(
+            f"{ALERT_SMTP_VARIABLE} must look like smtp://user:password@host:port (or "
+            f"smtp+starttls://, smtps://), got {redact(smtp_url)!r}."
+        )
+    webhook = os.environ.get(ALERT_WEBHOOK_VARIABLE, "").strip()
+    if webhook and (
+        urlsplit(webhook).scheme not in {"http", "https"} or not urlsplit(webhook).hostname
+    ):
+        raise ConfigError(
+            f"{ALERT_WEBHOOK_VARIABLE} must be an http:// or https:// URL, got {redact(webhook)!r}."
+        )
+    return AlertSettings(
+        email_to=to,
+        smtp_url=smtp_url,
+        email_from=os.environ.get(ALERT_FROM_VARIABLE) or AlertSettings.email_from,
+        webhook_url=webhook,
+    )
+
+
 def settings() -> Settings:
     """Resolve the settings from the environment, starting nothing.
 

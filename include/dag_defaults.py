@@ -1,30 +1,16 @@
 """Defaults shared by every DAG: retries, timeouts, ownership.
 
-Kept import-light (standard library and include.config only): DAG files import it at parse time.
+Kept import-light (standard library, include.config and include.alerts only): DAG files import it at parse time.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from include.alerts import failure_callbacks
 from include.config import HK_TZ
-
-log = logging.getLogger(__name__)
-
-
-def on_failure(context) -> None:
-    """Log one line an on-call engineer can act on (hook an alerting notifier here)."""
-    ti = context.get("task_instance")
-    log.error(
-        "CRM pipeline task failed: dag=%s task=%s run=%s; see the task log and the DAG's doc_md triage notes",
-        getattr(ti, "dag_id", "?"),
-        getattr(ti, "task_id", "?"),
-        context.get("run_id"),
-    )
-
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
@@ -33,7 +19,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=1),
-    "on_failure_callback": on_failure,
+    # A log line, then the e-mail and webhook notifiers when configured (include/alerts.py).
+    "on_failure_callback": failure_callbacks(),
 }
 
 

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Before anything imports Airflow: a throw-away AIRFLOW_HOME, no telemetry.
@@ -65,6 +66,96 @@ def make_database(test_server) -> Iterator[Callable[[str], str]]:
 def fresh_db_url(make_database) -> str:
     """A `postgresql://user:password@127.0.0.1:port/db` URL of a new, empty database."""
     return make_database()
+
+
+class Received(list):
+    """What a local receiver got; ``url`` is where to send it."""
+
+    url: str
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[Received]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps every envelope it receives.
+
+    It accepts a login as ``crm`` / ``s@cret`` without TLS (in the URL: ``s%40cret``)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    received = Received()
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope):
+            envelope.login = session.auth_data.login if session.authenticated else None
+            received.append(envelope)
+            return "250 kept"
+
+    def password(server, session, envelope, mechanism, auth_data):
+        ok = (auth_data.login, auth_data.password) == (b"crm", b"s@cret")
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(
+        Keep(), hostname="127.0.0.1", port=port, authenticator=password, auth_require_tls=False
+    )
+    controller.start()
+    received.url = f"smtp://127.0.0.1:{port}"
+    try:
+        yield received
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Received]:
+    """A real HTTP server on 127.0.0.1 that keeps every POST body; it answers
+    ``received.status`` (200 unless a test sets another)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = Received()
+    received.status = 200
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(received.status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    received.url = f"http://127.0.0.1:{server.server_port}/alerts"
+    try:
+        yield received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Received]:
+    with smtp_receiver() as received:
+        yield received
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[Received]:
+    with webhook_receiver() as received:
+        yield received
+
+
+@pytest.fixture(scope="module")
+def module_webhook_server() -> Iterator[Received]:
+    """One webhook receiver for a whole module (an Airflow stack started once posts to it)."""
+    with webhook_receiver() as received:
+        yield received
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,15 +1,16 @@
 """The whole nightly pipeline with real Airflow against the embedded warehouse, on
 simulated data, along every path a night can take:
 
-1. `crm run` (Airflow's `dags test`, in one process for all nights) for the first night;
+1. `crm run` (Airflow's `dags test`, in one process) for the first two nights;
 2. a real scheduler (`crm stack start`: scheduler, dag-processor, triggerer,
-   api-server, LocalExecutor): the second night triggered through the REST API,
-   then the same night again through `airflow dags test`, which changes nothing;
-3. the same stack with CeleryExecutor and two workers on Redis: a backfill of
-   both nights runs them one at a time in date order and changes nothing;
-4. a night whose dbt test fails: the run fails, dbt's skips are Airflow skips,
-   nothing is published; after the fix, clearing `dbt.build` re-runs what failed;
-5. a night whose raw gate fails stops before dbt, and `crm run` runs no later night.
+   api-server, and CeleryExecutor with two workers on Redis, or LocalExecutor
+   where no Redis answers): a backfill of both nights created through the REST
+   API runs them one at a time in date order and leaves every table as the
+   `dags test` runs did;
+3. a night triggered through the REST API whose dbt test fails: the run fails,
+   dbt's skips are Airflow skips, nothing is published, the failure is posted to
+   the alert webhook; after the fix, clearing `dbt.build` re-runs what failed;
+4. a night whose raw gate fails stops before dbt, and `crm run` runs no later night.
 
 Each Airflow state of a dbt node is compared with dbt's own run_results.json.
 """
@@ -70,10 +71,11 @@ def world(test_server):
         "3",
         "--quiet",
     )
-    first = crm(home, "run", "--date", FIRST_NIGHT.isoformat())
     url = test_server.url("warehouse")
+    first = crm(home, "run", "--date", FIRST_NIGHT.isoformat())
     with psycopg.connect(url) as conn:
         after_first = conn.execute("select count(*) from raw.pos_lines").fetchone()[0]
+    crm(home, "run", "--date", LAST.isoformat())
     world = {
         "home": home,
         "url": url,
@@ -81,6 +83,7 @@ def world(test_server):
         "airflow": test_server.url("airflow"),
         "first": first,
         "pos_after_first": after_first,
+        "tables": table_checksums(url),
     }
     yield world
     crm(home, "stack", "stop", check=False)
@@ -169,34 +172,13 @@ def assert_night_succeeded(states: dict) -> None:
     assert not_success == dict.fromkeys(SHORT_HISTORY_SKIPS, "skipped"), not_success
 
 
-def test_first_night_through_dags_test(world):
-    run_id, state = run_of(world, FIRST_NIGHT)
-    assert state == "success"
-    states = task_states(world, run_id)
-    assert_night_succeeded(states)
-    results = assert_states_match_dbt(world, run_id)
-    assert len(results) > 800  # models, seeds, snapshots and every test: one dbt build
-
-
-@pytest.fixture(scope="module")
-def local_night(world):
-    """The second night on a real scheduler (LocalExecutor), triggered through the REST API."""
-    from include.airflow_stack import AirflowApi, read_state
-
-    crm(world["home"], "stack", "start", "--no-schedule")
-    api = AirflowApi(read_state(world["home"]).url)
-    run_id = api.trigger(LAST)
-    state = api.wait_run(run_id, timeout=1200)
-    tables = table_checksums(world["url"])
-    crm(world["home"], "stack", "stop")
-    return {"run_id": run_id, "state": state, "tables": tables}
-
-
-def test_a_night_triggered_through_the_api_runs_on_the_scheduler(world, local_night):
-    assert local_night["state"] == "success"
-    states = task_states(world, local_night["run_id"])
-    assert_night_succeeded(states)
-    assert_states_match_dbt(world, local_night["run_id"])
+def test_two_nights_through_dags_test(world):
+    for night in (FIRST_NIGHT, LAST):
+        run_id, state = run_of(world, night)
+        assert state == "success"
+        assert_night_succeeded(task_states(world, run_id))
+        results = assert_states_match_dbt(world, run_id)
+        assert len(results) > 800  # models, seeds, snapshots and every test: one dbt build
     with psycopg.connect(world["url"]) as conn:
         assert (
             conn.execute("select count(*) from raw.pos_lines").fetchone()[0]
@@ -218,11 +200,6 @@ def test_a_night_triggered_through_the_api_runs_on_the_scheduler(world, local_ni
         )
 
 
-def test_the_same_night_through_dags_test_leaves_the_same_tables(world, local_night):
-    crm(world["home"], "run", "--date", LAST.isoformat())
-    assert table_checksums(world["url"]) == local_night["tables"]
-
-
 def table_checksums(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         tables = conn.execute(
@@ -241,28 +218,33 @@ def table_checksums(url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def celery_backfill(world, local_night):
-    from include.airflow_stack import redis_answers
+def scheduler(world, module_webhook_server):
+    """One Airflow stack for the module: Celery with two workers where Redis answers,
+    else LocalExecutor; failed tasks post to the module's webhook receiver."""
+    from include.airflow_stack import AirflowApi, read_state, redis_answers
 
-    if not redis_answers():
-        pytest.skip("No Redis answers at 127.0.0.1:6379, so CeleryExecutor cannot be run here.")
-    crm(world["home"], "stack", "start", "--executor", "celery", "--workers", "2", "--no-schedule")
+    executor = "celery" if redis_answers() else "local"
+    args = ["--workers", "2"] if executor == "celery" else []
+    crm(
+        world["home"], "stack", "start", "--executor", executor, *args, "--no-schedule",
+        CRM_ALERT_WEBHOOK_URL=module_webhook_server.url,
+    )  # fmt: skip
+    yield {"executor": executor, "api": AirflowApi(read_state(world["home"]).url)}
+    crm(world["home"], "stack", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def backfill(world, scheduler):
     out = crm(
         world["home"], "backfill", "--from", FIRST_NIGHT.isoformat(), "--to", LAST.isoformat()
     )
     return {"output": out.stdout, "tables": table_checksums(world["url"])}
 
 
-def test_a_celery_backfill_runs_nights_in_order_on_both_workers_and_changes_nothing(
-    world, local_night, celery_backfill
-):
-    """Both nights again, one at a time in date order, on two Celery workers: every table
-    ends as the LocalExecutor and `dags test` runs left it (nothing lost or duplicated)."""
-    changed = sorted(
-        t
-        for t in local_night["tables"]
-        if local_night["tables"][t] != celery_backfill["tables"].get(t)
-    )
+def test_a_backfill_through_the_api_runs_nights_in_order_and_changes_nothing(world, backfill):
+    """Both nights again on the scheduler, one at a time in date order: every table ends as
+    the `dags test` runs left it (nothing lost or duplicated, the same results)."""
+    changed = sorted(t for t in world["tables"] if world["tables"][t] != backfill["tables"].get(t))
     assert not changed, f"tables changed by a backfill: {changed}"
     first, last = (run_of(world, d)[0] for d in (FIRST_NIGHT, LAST))
     spans = airflow_rows(
@@ -274,9 +256,19 @@ def test_a_celery_backfill_runs_nights_in_order_on_both_workers_and_changes_noth
     assert [r[0] for r in spans] == [first, last], "nights ran out of date order"
     assert all(r[1] == "backfill" and r[2] == "success" for r in spans), spans
     assert spans[0][4] <= spans[1][3], "the two nights overlapped"
+    for run in (first, last):
+        # The backfill built again (attempt 2 of each run), it did not just mark success.
+        assert len(list(_run_dirs(world, run))) >= 2
+        assert_night_succeeded(task_states(world, run))
+        assert_states_match_dbt(world, run)
+
+
+def test_both_celery_workers_ran_tasks(world, scheduler, backfill):
+    if scheduler["executor"] != "celery":
+        pytest.skip("No Redis answers at 127.0.0.1:6379, so the stack ran LocalExecutor.")
     hosts = {
         host
-        for run in (first, last)
+        for run in (run_of(world, d)[0] for d in (FIRST_NIGHT, LAST))
         for _, host in task_states(world, run).values()
         if host and "worker-" in host
     }
@@ -284,10 +276,6 @@ def test_a_celery_backfill_runs_nights_in_order_on_both_workers_and_changes_noth
         "worker-1",
         "worker-2",
     }, f"task instances name these workers: {hosts}"
-    for run in (first, last):
-        # The backfill built again (attempt 2 of each run), it did not just mark success.
-        assert len(list(_run_dirs(world, run))) >= 2
-        assert_states_match_dbt(world, run)
 
 
 def _run_dirs(world, run_id):
@@ -296,19 +284,18 @@ def _run_dirs(world, run_id):
     return run_dir(run_id, world["home"]).iterdir()
 
 
-def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(world, local_night):
-    """A store listed twice in the store master fails stg_stores__stores' unique test (an
-    error): the run fails, the nodes dbt skipped are skipped, nothing is published. After
-    the fix, clearing dbt.build (with its downstream tasks) builds only what failed or
-    was skipped, and the night is published."""
-    from include.airflow_stack import AirflowApi, read_state
-
+def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(
+    world, scheduler, backfill, module_webhook_server
+):
+    """A night triggered through the API, as a user or another system would. A store
+    listed twice in the store master fails stg_stores__stores' unique test (an error): the
+    run fails, the nodes dbt skipped are skipped, nothing is published, and the failure
+    reaches the alert webhook. After the fix, clearing dbt.build (with its downstream
+    tasks) builds only what failed or was skipped, and the night is published."""
     # Every day is simulated up front: simulating a day after its night ran rewrites
     # web files of the UTC date that night already loaded (web files are by UTC hour).
     night = FAILING_DBT_NIGHT
-    if read_state(world["home"]) is None:
-        crm(world["home"], "stack", "start", "--no-schedule")
-    api = AirflowApi(read_state(world["home"]).url)
+    api = scheduler["api"]
     duplicate = (
         "insert into raw.stores select store_code, store_name, district, region, opened_on,"
         " closed_on, _load_id, _file, -1 from raw.stores"
@@ -328,6 +315,8 @@ def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(worl
     skipped = [t for t, (s, _) in states.items() if s == "skipped" and t.startswith("dbt.")]
     assert skipped, "dbt skipped the descendants of the failed node; Airflow must show it"
     assert_states_match_dbt(world, run_id)
+    alerts = {(a["task_id"], a["business_date"]) for a in map(json.loads, module_webhook_server)}
+    assert ("dbt.build", night.isoformat()) in alerts, alerts
     with psycopg.connect(world["url"]) as conn:
         assert conn.execute("select count(*) from reporting.customer_segments").fetchone()[0] == (
             published_before
@@ -365,7 +354,7 @@ def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(worl
     crm(world["home"], "stack", "stop")
 
 
-def test_a_failed_critical_expectation_stops_publication(world, local_night):
+def test_a_failed_critical_expectation_stops_publication(world, scheduler):
     """Breaks raw data on purpose: the night must fail at the raw gate and leave the
     published segments exactly as they were (the store master is put back after)."""
     from include.airflow_env import logical_date_for
@@ -400,7 +389,7 @@ def test_a_failed_critical_expectation_stops_publication(world, local_night):
     assert sorted(after) == sorted(before)
 
 
-def test_every_landing_row_is_loaded_or_quarantined(world, local_night):
+def test_every_landing_row_is_loaded_or_quarantined(world, scheduler):
     """After every night (the last two failed after their loads): each landing file's
     rows are in raw or in quarantine, as its ledger row says."""
     landing = world["home"] / "landing"
@@ -437,7 +426,7 @@ def test_every_landing_row_is_loaded_or_quarantined(world, local_night):
         assert loaded.get(key, 0) + quarantined.get(key, 0) == expected, key
 
 
-def test_every_shop_row_version_reached_raw(world, local_night):
+def test_every_shop_row_version_reached_raw(world):
     with psycopg.connect(world["shop"]) as shop, psycopg.connect(world["url"]) as wh:
         for table, key in [
             ("customers", "customer_id, updated_at"),

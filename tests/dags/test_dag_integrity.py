@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from include.alerts import log_failure
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
@@ -20,8 +23,9 @@ def dagbag():
     return DagBag(dag_folder=str(DAGS_DIR))
 
 
-def test_dag_files_exist():
-    assert DAG_FILES, "no DAG files found"
+def test_every_dag_file_defines_a_dag(dagbag):
+    defined = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    assert DAG_FILES and {p.name for p in DAG_FILES} <= defined, defined
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
@@ -54,11 +58,14 @@ def test_every_dag_is_documented_tagged_and_retried(dagbag):
             f"{dag_id}: doc_md must say how to triage a failure"
         )
         assert dag.tags, f"{dag_id}: no tags"
-        assert dag.catchup is False or dag.catchup is True
+        # START_DATE is 1970: with catchup a new scheduler would queue every night since.
+        assert dag.catchup is False, (
+            f"{dag_id}: catchup would schedule every night since {dag.start_date}"
+        )
         assert dag.start_date.tzinfo is not None, f"{dag_id}: start_date must be timezone-aware"
         assert dag.max_active_runs == 1, f"{dag_id}: runs of one DAG must not overlap"
         assert dag.default_args.get("retries", 0) >= 1, f"{dag_id}: no retries by default"
-        assert dag.default_args.get("on_failure_callback"), f"{dag_id}: no failure alerting"
+        assert log_failure in dag.default_args["on_failure_callback"], f"{dag_id}: no failure log"
         for task in dag.tasks:
             # dbt tasks are deliberately not retried (a model or data bug will not heal);
             # every extract, load, gate and publish task is.
@@ -66,10 +73,40 @@ def test_every_dag_is_documented_tagged_and_retried(dagbag):
                 assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
 
-def test_no_cycles_and_gates_guard_publication(dagbag):
+def test_configured_alerts_reach_every_task_of_every_dag():
+    """With both alert settings, every task's failure callbacks are the log line, the e-mail
+    and the webhook (as a scheduler's workers parse the DAG files: in a fresh process)."""
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import sys;"
+        "bag = DagBag(dag_folder=sys.argv[1]);"
+        "print('CALLBACKS=' + repr(sorted({tuple(type(c).__name__ for c in t.on_failure_callback)"
+        " for d in bag.dags.values() for t in d.tasks})))"
+    )
+    env = {
+        **os.environ,
+        "CRM_ALERT_EMAIL_TO": "oncall@example.com",
+        "CRM_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS_DIR)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    marker = [line for line in result.stdout.splitlines() if line.startswith("CALLBACKS=")]
+    assert marker[-1] == "CALLBACKS=[('function', 'FailureEmail', 'FailureWebhook')]", marker
+
+
+def test_stages_run_in_order_and_gates_guard_publication(dagbag):
     dag = dagbag.dags["crm_nightly"]
-    order = [t.task_id for t in dag.topological_sort()]  # raises on a cycle
-    assert len(order) == len(set(order))
+    dag.topological_sort()  # raises on a cycle
+    gate_raw = dag.get_task("gate_raw")
+    loads = {t.task_id for t in dag.tasks if t.task_id.startswith(("load_", "extract_"))}
+    assert loads and loads <= {t.task_id for t in gate_raw.get_flat_relatives(upstream=True)}
+    after_marts = {t.task_id for t in dag.get_task("gate_marts").get_flat_relatives(upstream=False)}
+    models = {t.task_id for t in dag.tasks if t.task_id.startswith("ml.")}
+    assert models and models <= after_marts, models - after_marts
+    ml_publish = {t.task_id for t in dag.get_task("ml.publish").get_flat_relatives(upstream=True)}
+    assert models - {"ml.publish"} <= ml_publish
     publish = dag.get_task("publish_segments")
     upstream = {t.task_id for t in publish.get_flat_relatives(upstream=True)}
     assert {"gate_raw", "gate_marts", "extract_shop", "load_pos", "load_web"} <= upstream

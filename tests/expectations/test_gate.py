@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from expectations.gate import GateFailed, GateResult, run_gate
+from include.ledger import Ledger
+from include.warehouse import apply_schema
 
-FOUNDATION_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "001_foundation.sql"
 BUSINESS_DATE = date(2026, 11, 20)
 
 MARTS_DDL = """
@@ -54,7 +55,7 @@ def execute(url: str, sql: str) -> None:
 @pytest.fixture
 def warehouse(fresh_db_url: str) -> str:
     """A warehouse with the foundation tables, the two marts and one good row everywhere."""
-    execute(fresh_db_url, FOUNDATION_SQL.read_text())
+    apply_schema(fresh_db_url)
     execute(fresh_db_url, MARTS_DDL)
     execute(fresh_db_url, GOOD_DATA)
     return fresh_db_url
@@ -158,22 +159,26 @@ def test_a_missing_expected_file_is_a_warning_for_its_day_only(warehouse, tmp_pa
     assert "ops.load_gaps" in result.warning_failures[0]
 
 
-def test_failed_load_blocks_its_business_date_until_loaded_again(warehouse, tmp_path):
+def test_a_failed_load_blocks_every_later_night_until_loaded_again_or_resolved(warehouse, tmp_path):
+    """Retries and later nights do not clear a failure: only loading the object after all,
+    or an operator's `crm ledger resolve`, does. A failure dated after the night being run
+    (a backfill of an older night) does not block it."""
     gx_dir = tmp_path / "gx"
     execute(
         warehouse,
         "insert into ops.load_ledger (source, object, business_date, status, message) values"
         " ('web', 'web/2026-11-19/events.jsonl.gz', '2026-11-19', 'failed', 'truncated gzip'),"
-        " ('web', 'web/2026-11-20/events.jsonl.gz', '2026-11-20', 'failed', 'truncated gzip')",
+        " ('web', 'web/2026-11-20/events.jsonl.gz', '2026-11-20', 'failed', 'truncated gzip'),"
+        " ('web', 'web/2026-11-21/events.jsonl.gz', '2026-11-21', 'failed', 'truncated gzip')",
     )
 
     with pytest.raises(GateFailed) as failed:
-        gate("raw", warehouse, gx_dir)
+        gate("raw", warehouse, gx_dir)  # the night of 2026-11-20
     (failure,) = failed.value.result.critical_failures
-    assert failure.startswith("ops.load_ledger: unexpected_rows_expectation failed (observed 1)")
-    assert "2026-11-20" in failure
+    assert failure.startswith("ops.load_ledger: unexpected_rows_expectation failed (observed 2)")
+    assert "up to 2026-11-20" in failure  # the 21st is not counted
 
-    with pytest.raises(GateFailed, match=r"observed 2"):
+    with pytest.raises(GateFailed, match=r"observed 3"):
         gate("raw", warehouse, gx_dir, business_date=None)  # every date
 
     execute(
@@ -181,7 +186,15 @@ def test_failed_load_blocks_its_business_date_until_loaded_again(warehouse, tmp_
         "insert into ops.load_ledger (source, object, business_date, status) values"
         " ('web', 'web/2026-11-20/events.jsonl.gz', '2026-11-20', 'loaded')",
     )
-    assert gate("raw", warehouse, gx_dir).success  # the 19th is not this run's business
+    with pytest.raises(GateFailed, match=r"observed 1"):
+        gate("raw", warehouse, gx_dir)  # the 19th still blocks
+
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        (load_id,) = conn.execute(
+            "select load_id from ops.load_ledger where business_date = '2026-11-19'"
+        ).fetchone()
+        Ledger(conn).resolve(load_id, "re-sent by the web team as events_2.jsonl.gz")
+    assert gate("raw", warehouse, gx_dir).success
 
 
 def test_reruns_in_the_same_gx_dir_validate_current_data_and_store_no_password(
@@ -191,7 +204,7 @@ def test_reruns_in_the_same_gx_dir_validate_current_data_and_store_no_password(
     url = fresh_db_url
     password = urlsplit(url).password
     assert password
-    execute(url, FOUNDATION_SQL.read_text())
+    apply_schema(url)
     execute(url, MARTS_DDL)
     execute(url, GOOD_DATA)
     gx_dir = tmp_path / "gx"

@@ -6,6 +6,8 @@
 -- the clock: it is a view, evaluated when queried, and never feeds a
 -- nightly table. as_of is the newest extracted order version, queried_at
 -- the moment of the query: the gap between them is how stale the figures are.
+-- The clock is now() unless the session sets crm.now (set crm.now =
+-- '2026-11-20 23:30+08'), so "today so far" can be asked as of any instant.
 with
 
 online_lines as (
@@ -14,11 +16,18 @@ online_lines as (
 
 ),
 
+clock as (
+
+    select coalesce(nullif(current_setting('crm.now', true), '')::timestamptz, now()) as now
+
+),
+
 today as (
 
     select
-        (now() at time zone 'Asia/Hong_Kong')::date as business_date,
-        now() as queried_at
+        (clock.now at time zone 'Asia/Hong_Kong')::date as business_date,
+        clock.now as queried_at
+    from clock
 
 ),
 
