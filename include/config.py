@@ -191,9 +191,8 @@ def alert_settings() -> AlertSettings:
             f"smtp+starttls://, smtps://), got {redact(smtp_url)!r}."
         )
     webhook = os.environ.get(ALERT_WEBHOOK_VARIABLE, "").strip()
-    if webhook and (
-        urlsplit(webhook).scheme not in {"http", "https"} or not urlsplit(webhook).hostname
-    ):
+    hook = urlsplit(webhook)
+    if webhook and (hook.scheme not in {"http", "https"} or not hook.hostname):
         raise ConfigError(
             f"{ALERT_WEBHOOK_VARIABLE} must be an http:// or https:// URL, got {redact(webhook)!r}."
         )

@@ -76,7 +76,7 @@ def world(test_server):
     with psycopg.connect(url) as conn:
         after_first = conn.execute("select count(*) from raw.pos_lines").fetchone()[0]
     crm(home, "run", "--date", LAST.isoformat())
-    world = {
+    return {
         "home": home,
         "url": url,
         "shop": test_server.url("shop"),
@@ -85,8 +85,6 @@ def world(test_server):
         "pos_after_first": after_first,
         "tables": table_checksums(url),
     }
-    yield world
-    crm(home, "stack", "stop", check=False)
 
 
 def airflow_rows(world, sql: str, params=()) -> list[tuple]:
@@ -354,7 +352,7 @@ def test_a_failing_dbt_test_fails_the_night_and_clearing_the_build_recovers(
     crm(world["home"], "stack", "stop")
 
 
-def test_a_failed_critical_expectation_stops_publication(world, scheduler):
+def test_a_failed_critical_expectation_stops_publication(world):
     """Breaks raw data on purpose: the night must fail at the raw gate and leave the
     published segments exactly as they were (the store master is put back after)."""
     from include.airflow_env import logical_date_for
@@ -389,7 +387,7 @@ def test_a_failed_critical_expectation_stops_publication(world, scheduler):
     assert sorted(after) == sorted(before)
 
 
-def test_every_landing_row_is_loaded_or_quarantined(world, scheduler):
+def test_every_landing_row_is_loaded_or_quarantined(world):
     """After every night (the last two failed after their loads): each landing file's
     rows are in raw or in quarantine, as its ledger row says."""
     landing = world["home"] / "landing"
