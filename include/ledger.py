@@ -114,6 +114,29 @@ class Ledger:
         ).fetchone()
         return load_id
 
+    def record_loaded(
+        self, source: str, files: list[tuple[LandingObject, date | None, str | None, int]]
+    ) -> list[int]:
+        """Ledger rows for files loaded whole in this transaction, in one statement:
+        (object, business date, checksum, rows); their load ids, in order."""
+        rows = self.conn.execute(
+            "insert into ops.load_ledger (source, object, object_size, checksum, business_date,"
+            " rows_read, rows_loaded, status, finished_at)"
+            " select %s, o, s, c, d, n, n, 'loaded', clock_timestamp()"
+            " from unnest(%s::text[], %s::bigint[], %s::text[], %s::date[], %s::bigint[])"
+            " with ordinality as f (o, s, c, d, n, i) order by i returning load_id, object",
+            (
+                source,
+                [obj.key for obj, *_ in files],
+                [obj.size for obj, *_ in files],
+                [checksum for _, _, checksum, _ in files],
+                [day for _, day, _, _ in files],
+                [n for *_, n in files],
+            ),
+        ).fetchall()
+        ids = {obj: load_id for load_id, obj in rows}
+        return [ids[obj.key] for obj, *_ in files]
+
     def finish(
         self,
         load_id: int,

@@ -1,7 +1,10 @@
 """Load landing-zone files into ``raw``: every row loaded or quarantined, exactly once.
 
-One transaction per file holds its rows, its quarantined rows and its ledger
-entry, so a crash leaves either the whole file or nothing. A file already in
+One transaction holds a file's rows, its quarantined rows and its ledger entry,
+so a crash leaves either the whole file or nothing. Small files share a
+transaction (``_load_batch``: a dozen round trips and a commit per file cost more
+than the rows of an hourly web file), each with its own ledger entry, and end
+exactly as they would alone; a file the batch cannot take loads alone. A file already in
 the ledger with the same key and checksum is skipped. Conservation is checked
 before commit: rows read = rows loaded + rows quarantined, or the file fails.
 
@@ -537,6 +540,15 @@ class SourceReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[LoadOutcome] = field(default_factory=list)
 
+    def add(self, outcomes: list[LoadOutcome]) -> None:
+        for outcome in outcomes:
+            (self.loaded if outcome.status == "loaded" else self.failed).append(outcome)
+            log.log(
+                logging.INFO if outcome.status == "loaded" else logging.ERROR,
+                "%s",
+                outcome.describe(),
+            )
+
     def summary(self) -> str:
         rows = sum(o.rows_loaded for o in self.loaded)
         quarantined = sum(o.rows_quarantined for o in self.loaded)
@@ -559,6 +571,7 @@ def load_source(
     report = SourceReport(source_name)
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ledger = Ledger(conn)
+        batch: list[_Pending] = []
         with ledger.source_lock(source_name):
             for listed in _candidates(conn, source, landing, business_date):
                 obj = listed
@@ -608,18 +621,15 @@ def load_source(
                     if outcome is not None:
                         report.failed.append(outcome)
                     continue
-                outcome = _load_file(
-                    conn,
-                    ledger,
-                    source,
-                    obj,
-                    path_values,
-                    landing,
-                    file_date,
-                    listed.checksum is None,
-                )
-                (report.loaded if outcome.status == "loaded" else report.failed).append(outcome)
-                log.info("%s", outcome.describe())
+                file = _Pending(obj, path_values, file_date, listed.checksum is None)
+                if seen or obj.size is None or obj.size > SMALL_FILE_BYTES:
+                    report.add([_load_file(conn, ledger, source, file, landing)])
+                    continue
+                batch.append(file)
+                if len(batch) >= BATCH_FILES or sum(f.obj.size for f in batch) >= BATCH_BYTES:
+                    report.add(_load_batch(conn, ledger, source, batch, landing))
+                    batch = []
+            report.add(_load_batch(conn, ledger, source, batch, landing))
             if source_name == "pos":
                 record_pos_gaps(conn, business_date)
     log.info(report.summary())
@@ -725,16 +735,25 @@ def record_pos_gaps(conn, business_date: date) -> None:
     )
 
 
-def _load_file(
-    conn,
-    ledger: Ledger,
-    source: Source,
-    obj: LandingObject,
-    path_values: dict[str, Any],
-    landing,
-    file_date,
-    hash_content: bool,
-):
+@dataclass(frozen=True)
+class _Pending:
+    """A listed file to load, with what its name says."""
+
+    obj: LandingObject
+    path_values: dict[str, Any]
+    file_date: date
+    #: The landing gave no checksum when listing: hash the bytes as they are loaded.
+    hash_content: bool
+
+
+#: Files up to this size are loaded many to a transaction (``_load_batch``): for a small
+#: file, a dozen round trips and a commit cost more than its rows. Larger files one each.
+SMALL_FILE_BYTES = 1 << 20
+BATCH_FILES = 500
+BATCH_BYTES = 16 << 20
+
+
+def _load_file(conn, ledger: Ledger, source: Source, pending: _Pending, landing) -> LoadOutcome:
     """Load one file in one transaction: the COPY fast path, else row by row.
 
     The fast path streams the file's bytes straight into COPY (CSV: the server
@@ -750,6 +769,12 @@ def _load_file(
     the file, written to the ledger row before commit. If ``obj`` already has
     one (hashed up front), the bytes read must match it.
     """
+    obj, path_values, file_date, hash_content = (
+        pending.obj,
+        pending.path_values,
+        pending.file_date,
+        pending.hash_content,
+    )
     file = _LandingFile(landing, obj.key, hash_content)
     try:
         with conn.transaction():
@@ -792,6 +817,123 @@ def _load_file(
             with contextlib.suppress(OSError):
                 obj = replace(obj, checksum=_sha256(landing, obj.key))
         return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")
+
+
+class _BrokeCopy(Exception):
+    """A batch's transaction is aborted: by the file at ``index`` (its COPY failed), or
+    by none in particular (None)."""
+
+    def __init__(self, index: int | None):
+        super().__init__(index)
+        self.index = index
+
+
+#: What a file can raise while it is read and staged (besides ``_NotFast``).
+_FILE_ERRORS = (
+    FileRejected,
+    UnicodeError,
+    EOFError,
+    gzip.BadGzipFile,
+    csv.Error,
+    OSError,
+    psycopg.Error,
+)
+
+
+def _load_batch(
+    conn, ledger: Ledger, source: Source, batch: list[_Pending], landing
+) -> list[LoadOutcome]:
+    """Load small files many to a transaction, with the outcome ``_load_file`` gives each.
+
+    Each file is COPYed into the staging table (one round trip or two); then one
+    query finds the files holding a value the contract refuses, one inserts a ledger
+    row per file, one inserts the rows typed with each file's lineage. Files the fast
+    path does not take as they are (a refused value, an unknown column, a changed
+    checksum, ...) are left out of the batch and loaded one by one by ``_load_file``,
+    which quarantines their bad rows. A file that breaks its COPY (malformed CSV)
+    aborts the transaction: the batch is tried again without it. A kill loses the
+    uncommitted batch whole, and the next run loads it again.
+    """
+    alone: list[_Pending] = []
+    loaded: list[LoadOutcome] = []
+    while len(batch) > 1:
+        try:
+            loaded, left_out = _try_batch(conn, ledger, source, batch, landing)
+        except _BrokeCopy as exc:
+            if exc.index is None:
+                break
+            alone.append(batch[exc.index])
+            batch = batch[: exc.index] + batch[exc.index + 1 :]
+            continue
+        alone += left_out
+        batch = []
+    alone += batch
+    if alone and len(alone) > 1:
+        log.info("%s: %d file(s) of a batch loaded one by one", source.name, len(alone))
+    return loaded + [_load_file(conn, ledger, source, p, landing) for p in alone]
+
+
+def _try_batch(
+    conn, ledger: Ledger, source: Source, batch: list[_Pending], landing
+) -> tuple[list[LoadOutcome], list[_Pending]]:
+    """One attempt at ``_load_batch``: the outcomes committed, and the files left out."""
+    left_out: list[_Pending] = []
+    staged: list[tuple[_Pending, str | None, int, int]] = []  # file, checksum, rows, position
+    starts: list[int] = []  # the first _seq of each file with staged rows
+    next_seq = 1
+    with conn.transaction():
+        _prepare_session(conn)
+        stage = _stage_table(conn, source)
+        for index, pending in enumerate(batch):
+            file = _LandingFile(landing, pending.obj.key, pending.hash_content)
+            try:
+                with file.open() as raw_stream:
+                    rows = _stage_file(conn, source, raw_stream, file.key, stage, streamed=False)
+            except (_NotFast, *_FILE_ERRORS) as exc:
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    raise _BrokeCopy(index) from exc
+                if getattr(exc, "staged", 0):  # staged, not to insert: its records keep a place
+                    starts.append(next_seq)
+                    next_seq += exc.staged
+                left_out.append(pending)
+                continue
+            if rows is None:
+                left_out.append(pending)
+                continue
+            if rows:
+                starts.append(next_seq)
+                next_seq += rows
+            expected = pending.obj.checksum
+            if (pending.hash_content and file.sha256 is None) or (
+                expected is not None and file.sha256 not in (None, expected)
+            ):
+                left_out.append(pending)  # _load_file records why
+                continue
+            staged.append((pending, file.sha256 or expected, rows, len(starts) if rows else 0))
+        try:
+            refused = _refused_files(conn, source, stage, starts) if starts else set()
+            left_out += [s[0] for s in staged if s[3] in refused]
+            staged = [s for s in staged if s[3] not in refused]
+            if not staged:
+                return [], left_out
+            load_ids = ledger.record_loaded(
+                source.name,
+                [(p.obj, p.file_date, checksum, rows) for p, checksum, rows, _ in staged],
+            )
+            lineage = {
+                pos: {**p.path_values, "_load_id": load_id, "_file": p.obj.key}
+                for (p, _, rows, pos), load_id in zip(staged, load_ids, strict=True)
+                if rows
+            }
+            inserted = _insert_staged(conn, source, stage, starts, lineage) if lineage else 0
+        except psycopg.Error as exc:
+            raise _BrokeCopy(None) from exc
+        if inserted != sum(s[2] for s in staged):
+            raise _BrokeCopy(None)  # never expected: every file then loads on its own
+    return [
+        LoadOutcome(load_id, source.name, p.obj.key, "loaded", rows, rows)
+        for (p, _, rows, _), load_id in zip(staged, load_ids, strict=True)
+    ], left_out
 
 
 def _sha256(landing: Landing, key: str) -> str:
@@ -876,7 +1018,14 @@ def _byte_stream(raw_stream, key: str):
 
 
 class _NotFast(Exception):
-    """The fast path cannot load this file as it is: load it row by row."""
+    """The fast path cannot load this file as it is: load it row by row.
+
+    ``staged``: rows of the file already COPYed into the staging table (the caller
+    leaves them out)."""
+
+    def __init__(self, message: str, staged: int = 0):
+        super().__init__(message)
+        self.staged = staged
 
 
 def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]) -> int | None:
@@ -885,14 +1034,10 @@ def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]
     it row by row (anything the row-by-row path would treat differently)."""
     try:
         with conn.transaction(), file.open() as raw_stream:
-            stream = _byte_stream(raw_stream, file.key)
             stage = _stage_table(conn, source)
-            if source.fmt == "csv":
-                rows = _copy_csv(conn, source, stream, stage)
-            else:
-                rows = _copy_jsonl(conn, source, stream, stage)
+            rows = _stage_file(conn, source, raw_stream, file.key, stage, streamed=True)
             if rows:
-                _insert_staged(conn, source, stage, lineage)
+                _insert_staged(conn, source, stage, [1], {1: lineage})
             return rows
     except (psycopg.Error, _NotFast, UnicodeEncodeError) as exc:
         log.info(
@@ -903,6 +1048,19 @@ def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]
         return None
 
 
+def _stage_file(conn, source: Source, raw_stream, key: str, stage, *, streamed: bool) -> int | None:
+    """COPY one file's records into the staging table as text: their number, or None
+    if the file's header is not the contract's (row by row). ``streamed``: JSON lines
+    go to COPY as they are parsed (a large file); else the file is parsed first, so
+    that a line the fast path cannot take raises before COPY starts (the transaction
+    stays usable)."""
+    stream = _byte_stream(raw_stream, key)
+    if source.fmt == "csv":
+        return _copy_csv(conn, source, stream, stage)
+    values = _jsonl_values(source, stream)
+    return _copy_jsonl(conn, source, values if streamed else list(values), stage)
+
+
 def _stage_columns(source: Source) -> list[str]:
     return [c.name for c in source.columns] + (["extra"] if source.keep_extra else [])
 
@@ -911,13 +1069,17 @@ def _stage_table(conn, source: Source) -> sql.Identifier:
     """This session's text twin of the source's raw table, empty at every commit.
 
     Created once per session: no catalog change per file (``ALTER TABLE`` per file cost
-    milliseconds and an exclusive lock). ``_line`` numbers the records from 1.
+    milliseconds and an exclusive lock). ``_seq`` numbers the staged records from 1 across
+    the files of a transaction (each file's records are consecutive); ``_line`` is the
+    record number in its file where the parser knows it (JSON lines), else derived from
+    ``_seq`` (CSV: the file's first record is 1).
     """
     name = sql.Identifier(f"crm_stage_{source.name}")
     conn.execute(
         sql.SQL(
-            "create temp table if not exists {} ({}, _line bigint not null default"
-            " nextval('pg_temp.crm_record_seq')) on commit delete rows"
+            "create temp table if not exists {} ({}, _line bigint,"
+            " _seq bigint not null default nextval('pg_temp.crm_record_seq'))"
+            " on commit delete rows"
         ).format(
             name,
             sql.SQL(", ").join(
@@ -928,10 +1090,18 @@ def _stage_table(conn, source: Source) -> sql.Identifier:
     return name
 
 
-def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[str, Any]) -> None:
-    """Insert the staged text typed, with the file's lineage, in one pass: each value is
-    checked against its field type (``FieldType.check_sql``) and cast, and a refused one
-    raises (``ops.refuse_value``, naming the record and field)."""
+def _insert_staged(
+    conn, source: Source, stage: sql.Identifier, starts: list[int], files: dict[int, dict]
+) -> int:
+    """Insert staged files typed, each with its lineage, in one pass; the rows inserted.
+
+    ``starts`` holds the first ``_seq`` of each file staged in this transaction, in
+    order (``width_bucket`` tells a record's file from it); ``files`` maps the position
+    (from 1) of each file to insert to its lineage values (other staged files are left
+    out). Each value is checked against its field type (``FieldType.check_sql``) and
+    cast, and a refused one raises (``ops.refuse_value``, naming the record and field).
+    """
+    line = "coalesce(s._line, s._seq - f._offset)"
     values = []
     for col in source.columns:
         ident = sql.Identifier(col.name).as_string(conn)
@@ -941,7 +1111,7 @@ def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[st
             values.append(field_type.value_sql(ident))
             continue
         refused = field_type.value_sql(
-            f"ops.refuse_value(_line, {sql.Literal(col.field).as_string(conn)})"
+            f"ops.refuse_value({line}, {sql.Literal(col.field).as_string(conn)})"
         )
         null = "null" if not col.required else refused
         values.append(
@@ -950,16 +1120,61 @@ def _insert_staged(conn, source: Source, stage: sql.Identifier, lineage: dict[st
         )
     if source.keep_extra:
         values.append("extra::jsonb")
+    lineage = list(next(iter(files.values())))
     targets = [*_stage_columns(source), *lineage, "_line"]
-    conn.execute(
-        sql.SQL("insert into {} ({}) select {}, {}, _line from {}").format(
-            sql.Identifier(*source.table.split(".")),
-            sql.SQL(", ").join(map(sql.Identifier, targets)),
-            sql.SQL(", ".join(values)),  # an argument: its braces (regexes) stay as they are
-            sql.SQL(", ").join(sql.Literal(v) for v in lineage.values()),
-            stage,
+    rows = sql.SQL(", ").join(
+        sql.SQL("({})").format(
+            sql.SQL(", ").join(
+                [sql.Literal(pos), sql.Literal(starts[pos - 1] - 1)]
+                + [sql.Literal(values_[c]) for c in lineage]
+            )
         )
+        for pos, values_ in files.items()
     )
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "insert into {} ({}) select {}, {}, {} from {} s join (values {}) as f (_idx,"
+                " _offset, {}) on f._idx = width_bucket(s._seq, {})"
+            ).format(
+                sql.Identifier(*source.table.split(".")),
+                sql.SQL(", ").join(map(sql.Identifier, targets)),
+                sql.SQL(", ".join(values)),  # an argument: its braces (regexes) stay as they are
+                sql.SQL(", ").join(sql.Identifier("f", c) for c in lineage),
+                sql.SQL(line),
+                stage,
+                rows,
+                sql.SQL(", ").join(map(sql.Identifier, lineage)),
+                _bigint_array(starts),
+            )
+        )
+        return cur.rowcount
+
+
+def _bigint_array(values: list[int]) -> sql.Composable:
+    return sql.SQL("array[{}]::bigint[]").format(sql.SQL(", ").join(map(sql.Literal, values)))
+
+
+def _refused_files(conn, source: Source, stage: sql.Identifier, starts: list[int]) -> set[int]:
+    """The positions (as in ``_insert_staged``) of the staged files holding a value the
+    contract refuses or a required value missing: the row-by-row path quarantines them."""
+    valid = []
+    for col in source.columns:
+        ident = sql.Identifier(col.name).as_string(conn)
+        field_type = col.parse if isinstance(col.parse, FieldType) else TEXT
+        check = field_type.check_sql(ident)
+        if col.required:
+            valid.append(f"({ident} is not null and {check})")
+        elif check != "true":
+            valid.append(f"({ident} is null or {check})")
+    if not valid:
+        return set()
+    rows = conn.execute(
+        sql.SQL("select distinct width_bucket(_seq, {}) from {} where ({}) is not true").format(
+            _bigint_array(starts), stage, sql.SQL(" and ".join(valid))
+        )
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 class _RecordCounter:
@@ -1021,7 +1236,9 @@ def _copy_csv(conn, source: Source, stream, stage: sql.Identifier) -> int | None
     # Anything COPY did not read -- the rest of a file after a line holding only the
     # end-of-data marker \. (PostgreSQL stops there) -- sends the file row by row.
     if copied != counter.records - 1:
-        raise _NotFast(f"COPY read {copied} of the file's {counter.records - 1} records")
+        raise _NotFast(
+            f"COPY read {copied} of the file's {counter.records - 1} records", staged=copied
+        )
     return copied
 
 
@@ -1041,63 +1258,69 @@ class _NotPlainValue(Dumper):
         raise _NotFast(f"a {type(obj).__name__} value is typed row by row")
 
 
-def _copy_jsonl(conn, source: Source, stream, stage: sql.Identifier) -> int:
-    """Parse each line in Python and COPY its contract fields as text into the staging
-    table; ``_insert_staged`` checks and types them.
+def _jsonl_values(source: Source, stream) -> Iterator[list[Any]]:
+    """Parse each line in Python into its contract fields (text, int or None), the
+    unknown top-level fields folded into ``extra``, and its line number.
 
-    Unknown top-level fields are folded into ``extra``. Anything the row-by-row
-    path would treat differently makes the file go row by row (``_NotFast``):
-    a line that is not valid UTF-8 JSON or not an object, a contract field that
-    is not a string, an integer or null, or a stray carriage return (which would
-    number lines differently). Empty strings are NULL, as in the row-by-row path.
+    Anything the row-by-row path would treat differently raises ``_NotFast``: a
+    line that is not valid UTF-8 JSON or not an object, or a stray carriage return
+    (which would number lines differently). A contract field that is not a string,
+    an integer or null is refused when COPY dumps it (``_NotPlainValue``). Empty
+    strings are NULL, as in the row-by-row path.
     """
     paths = [c.field.split(".") for c in source.columns]
     flat_fields = [p[0] for p in paths] if all(len(p) == 1 for p in paths) else None
     known_top = frozenset(p[0] for p in paths)
-    names = _stage_columns(source)
     raw_decode, loads, dumps = json.JSONDecoder().raw_decode, json.loads, json.dumps
     keep_extra = source.keep_extra
+    lines = io.BufferedReader(stream, buffer_size=1 << 16)  # readline in C
+    for line_no, line in enumerate(lines, start=1):
+        if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if b"\r" in line and line.index(b"\r") < len(line) - 2:
+            raise _NotFast(f"line {line_no}: a carriage return inside the line")
+        try:
+            text = line.decode()
+            try:  # json.loads without its Python-level whitespace handling
+                obj, end = raw_decode(text)
+                if end != len(text) and text[end:].strip(_JSON_SPACE):
+                    raise ValueError("extra data")
+            except ValueError:
+                if not text.strip():
+                    continue  # a blank line: skipped, as row by row
+                obj = loads(text)  # leading white space; or raises
+        except ValueError as exc:  # also UnicodeDecodeError
+            raise _NotFast(f"line {line_no}: {exc}") from None
+        if type(obj) is not dict:
+            raise _NotFast(f"line {line_no}: not a JSON object")
+        if flat_fields is not None:
+            values = list(map(obj.get, flat_fields))
+        else:
+            values = [_json_path(obj, p) for p in paths]
+        if "" in values:
+            values = [None if v == "" else v for v in values]
+        if keep_extra:
+            unknown = obj.keys() - known_top
+            values.append(dumps({k: obj[k] for k in unknown}) if unknown else None)
+        values.append(line_no)
+        yield values
+
+
+def _copy_jsonl(conn, source: Source, records, stage: sql.Identifier) -> int:
+    """COPY parsed JSON lines (``_jsonl_values``) as text into the staging table;
+    ``_insert_staged`` checks and types them."""
     written = 0
     with conn.cursor() as cur:
         for kind in (bool, float, dict, list):
             cur.adapters.register_dumper(kind, _NotPlainValue)
-        columns = sql.SQL(", ").join(map(sql.Identifier, [*names, "_line"]))
+        columns = sql.SQL(", ").join(map(sql.Identifier, [*_stage_columns(source), "_line"]))
         with cur.copy(sql.SQL("copy {} ({}) from stdin").format(stage, columns)) as copy:
             write_row = copy.write_row
-            lines = io.BufferedReader(stream, buffer_size=1 << 16)  # readline in C
-            for line_no, line in enumerate(lines, start=1):
-                if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                if b"\r" in line and line.index(b"\r") < len(line) - 2:
-                    raise _NotFast(f"line {line_no}: a carriage return inside the line")
-                try:
-                    text = line.decode()
-                    try:  # json.loads without its Python-level whitespace handling
-                        obj, end = raw_decode(text)
-                        if end != len(text) and text[end:].strip(_JSON_SPACE):
-                            raise ValueError("extra data")
-                    except ValueError:
-                        if not text.strip():
-                            continue  # a blank line: skipped, as row by row
-                        obj = loads(text)  # leading white space; or raises
-                except ValueError as exc:  # also UnicodeDecodeError
-                    raise _NotFast(f"line {line_no}: {exc}") from None
-                if type(obj) is not dict:
-                    raise _NotFast(f"line {line_no}: not a JSON object")
-                if flat_fields is not None:
-                    values = list(map(obj.get, flat_fields))
-                else:
-                    values = [_json_path(obj, p) for p in paths]
-                if "" in values:
-                    values = [None if v == "" else v for v in values]
-                if keep_extra:
-                    unknown = obj.keys() - known_top
-                    values.append(dumps({k: obj[k] for k in unknown}) if unknown else None)
-                values.append(line_no)
+            for values in records:
                 write_row(values)
                 written += 1
         if cur.rowcount != written:
-            raise _NotFast(f"COPY took {cur.rowcount} of {written} rows")
+            raise _NotFast(f"COPY took {cur.rowcount} of {written} rows", staged=cur.rowcount)
     return written
 
 

@@ -312,6 +312,7 @@ def test_json_fast_path_lands_what_row_by_row_lands(fresh_db_url, tmp_path, monk
         monkeypatch.undo()
         if mode == "rows":
             monkeypatch.setattr(loaders, "_copy_fast", lambda *a, **k: None)
+            monkeypatch.setattr(loaders, "SMALL_FILE_BYTES", -1)  # no batches
         else:
             real = loaders._load_rows
 

@@ -377,3 +377,70 @@ def test_two_concurrent_runs_of_one_source_load_each_file_once(fresh_db_url, tmp
         fresh_db_url, "select count(*), count(distinct (_file, _line)) from raw.pos_lines"
     ) == [(90_000, 90_000)]
     assert rows(fresh_db_url, "select count(*) from ops.load_ledger") == [(3,)]
+
+
+def test_small_files_loaded_many_to_a_transaction_meet_the_fate_they_meet_one_by_one(
+    fresh_db_url, tmp_path, monkeypatch
+):
+    """Small files load in batches (one transaction, a few round trips for many files).
+    Every bad file of the corpus, mixed between clean ones, must end exactly as when
+    each file is loaded in its own transaction: the same rows with the same lineage and
+    record numbers, the same quarantine and ledger; only the bad files leave the batch."""
+    import include.loaders as loaders
+
+    clean = {}
+    for n, (key, data, _) in enumerate(CORPUS.values()):
+        write(tmp_path, key, data)
+        store = f"D{n}"  # a clean file after each bad one, of another store
+        clean[f"pos/2026-11-20/{store}_1.csv"] = (
+            HEADER + "\n" + "\n".join(pos_row(i, store) for i in range(n + 1)) + "\n"
+        ).encode()
+        clean[f"web/2026-11-20/{n + 4:02d}.jsonl.gz"] = gzip.compress(
+            "\n".join(json.dumps(event(100 * n + i)) for i in range(n + 1)).encode()
+        )
+    for key, data in clean.items():
+        write(tmp_path, key, data)
+
+    queries = {
+        "pos": "select (to_jsonb(r) - '_load_id')::text from raw.pos_lines r order by 1",
+        "web": "select (to_jsonb(r) - '_load_id')::text from raw.web_events r order by 1",
+        "quarantine": "select r.object, r.line_no, r.field, r.reason, r.raw_content, l.object"
+        " from quarantine.rejected_rows r join ops.load_ledger l using (load_id) order by 1, 2",
+        "ledger": "select object, status, checksum, object_size, business_date, rows_read,"
+        " rows_loaded, rows_quarantined, regexp_replace(message, 'load [0-9]+', 'load N')"
+        " from ops.load_ledger order by 1, 2",
+    }
+    results, alone = {}, {}
+    for mode in ("batched", "one by one"):
+        name = mode.replace(" ", "_")
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"create database {name}")
+        url = fresh_db_url.rsplit("/", 1)[0] + f"/{name}"
+        apply_schema(url)
+        monkeypatch.undo()
+        if mode == "one by one":
+            monkeypatch.setattr(loaders, "SMALL_FILE_BYTES", -1)
+        real, alone[mode] = loaders._load_file, []
+
+        def spy(conn, ledger, source, pending, landing, real=real, keys=alone[mode]):
+            keys.append(pending.obj.key)
+            return real(conn, ledger, source, pending, landing)
+
+        monkeypatch.setattr(loaders, "_load_file", spy)
+        with pytest.raises(FileRejected):  # the truncated, undecodable and headless files
+            load_source("pos", warehouse_url=url, landing=LocalLanding(tmp_path), business_date=DAY)
+        load_source("web", warehouse_url=url, landing=LocalLanding(tmp_path), business_date=DAY)
+        results[mode] = {name: rows(url, query) for name, query in queries.items()}
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"drop database {name} with (force)")
+
+    for table in queries:
+        batched, single = results["batched"][table], results["one by one"][table]
+        assert batched == single, "\n".join(
+            [table, *map(str, batched), "-- one by one:", *map(str, single)]
+        )
+    assert len(results["batched"]["pos"]) > len(clean) and results["batched"]["quarantine"]
+    # Every file was alone in the reference run; batched, the clean ones never were.
+    assert len(alone["one by one"]) == len(CORPUS) + len(clean)
+    assert not set(alone["batched"]) & set(clean)
+    assert 0 < len(alone["batched"]) < len(CORPUS)

@@ -224,6 +224,7 @@ def test_copy_fast_path_and_row_by_row_path_land_identical_rows(
         if mode == "rows":
             monkeypatch.undo()
             monkeypatch.setattr(loaders, "_copy_fast", lambda *a, **k: None)
+            monkeypatch.setattr(loaders, "SMALL_FILE_BYTES", -1)  # no batches
         else:  # clean files must never need the row-by-row path
 
             def no_fallback(*args, **kwargs):
