@@ -572,6 +572,7 @@ def load_source(
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ledger = Ledger(conn)
         batch: list[_Pending] = []
+        batch_bytes = 0
         with ledger.source_lock(source_name):
             for listed in _candidates(conn, source, landing, business_date):
                 obj = listed
@@ -626,9 +627,10 @@ def load_source(
                     report.add([_load_file(conn, ledger, source, file, landing)])
                     continue
                 batch.append(file)
-                if len(batch) >= BATCH_FILES or sum(f.obj.size for f in batch) >= BATCH_BYTES:
+                batch_bytes += obj.size
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
                     report.add(_load_batch(conn, ledger, source, batch, landing))
-                    batch = []
+                    batch, batch_bytes = [], 0
             report.add(_load_batch(conn, ledger, source, batch, landing))
             if source_name == "pos":
                 record_pos_gaps(conn, business_date)
@@ -884,11 +886,18 @@ def _try_batch(
     with conn.transaction():
         _prepare_session(conn)
         stage = _stage_table(conn, source)
+        to_copy: list[tuple[int, list[list[Any]]]] = []  # JSON lines: (index, records)
         for index, pending in enumerate(batch):
             file = _LandingFile(landing, pending.obj.key, pending.hash_content)
+            records = None
             try:
                 with file.open() as raw_stream:
-                    rows = _stage_file(conn, source, raw_stream, file.key, stage, streamed=False)
+                    if source.fmt == "csv":  # the server parses it: one COPY per file
+                        rows = _stage_file(conn, source, raw_stream, file.key, stage)
+                    else:  # parsed here first: a line the fast path refuses leaves it out
+                        stream = _byte_stream(raw_stream, file.key)
+                        records = list(_jsonl_values(source, stream))
+                        rows = len(records)
             except (_NotFast, *_FILE_ERRORS) as exc:
                 if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                     raise _BrokeCopy(index) from exc
@@ -900,7 +909,7 @@ def _try_batch(
             if rows is None:
                 left_out.append(pending)
                 continue
-            if rows:
+            if rows and records is None:  # COPYed: its records have their place
                 starts.append(next_seq)
                 next_seq += rows
             expected = pending.obj.checksum
@@ -909,7 +918,13 @@ def _try_batch(
             ):
                 left_out.append(pending)  # _load_file records why
                 continue
+            if rows and records is not None:
+                starts.append(next_seq)
+                next_seq += rows
+                to_copy.append((index, records))
             staged.append((pending, file.sha256 or expected, rows, len(starts) if rows else 0))
+        if to_copy:
+            _copy_jsonl_batch(conn, source, to_copy, stage)
         try:
             refused = _refused_files(conn, source, stage, starts) if starts else set()
             left_out += [s[0] for s in staged if s[3] in refused]
@@ -934,6 +949,27 @@ def _try_batch(
         LoadOutcome(load_id, source.name, p.obj.key, "loaded", rows, rows)
         for (p, _, rows, _), load_id in zip(staged, load_ids, strict=True)
     ], left_out
+
+
+def _copy_jsonl_batch(
+    conn, source: Source, files: list[tuple[int, list[list[Any]]]], stage: sql.Identifier
+) -> None:
+    """One COPY for the parsed records of a batch's JSON-lines files, in order; a value
+    COPY cannot take as text raises ``_BrokeCopy`` naming its file's index."""
+    current: int | None = None
+
+    def records() -> Iterator[list[Any]]:
+        nonlocal current
+        for index, file_records in files:
+            current = index
+            yield from file_records
+
+    try:
+        _copy_jsonl(conn, source, records(), stage)
+    except (_NotFast, UnicodeError) as exc:
+        raise _BrokeCopy(None if getattr(exc, "staged", 0) else current) from exc
+    except psycopg.Error as exc:
+        raise _BrokeCopy(None) from exc
 
 
 def _sha256(landing: Landing, key: str) -> str:
@@ -1035,7 +1071,7 @@ def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]
     try:
         with conn.transaction(), file.open() as raw_stream:
             stage = _stage_table(conn, source)
-            rows = _stage_file(conn, source, raw_stream, file.key, stage, streamed=True)
+            rows = _stage_file(conn, source, raw_stream, file.key, stage)
             if rows:
                 _insert_staged(conn, source, stage, [1], {1: lineage})
             return rows
@@ -1048,17 +1084,13 @@ def _copy_fast(conn, source: Source, file: _LandingFile, lineage: dict[str, Any]
         return None
 
 
-def _stage_file(conn, source: Source, raw_stream, key: str, stage, *, streamed: bool) -> int | None:
-    """COPY one file's records into the staging table as text: their number, or None
-    if the file's header is not the contract's (row by row). ``streamed``: JSON lines
-    go to COPY as they are parsed (a large file); else the file is parsed first, so
-    that a line the fast path cannot take raises before COPY starts (the transaction
-    stays usable)."""
+def _stage_file(conn, source: Source, raw_stream, key: str, stage) -> int | None:
+    """COPY one file's records into the staging table as text, as they are read: their
+    number, or None if the file's header is not the contract's (row by row)."""
     stream = _byte_stream(raw_stream, key)
     if source.fmt == "csv":
         return _copy_csv(conn, source, stream, stage)
-    values = _jsonl_values(source, stream)
-    return _copy_jsonl(conn, source, values if streamed else list(values), stage)
+    return _copy_jsonl(conn, source, _jsonl_values(source, stream), stage)
 
 
 def _stage_columns(source: Source) -> list[str]:
