@@ -52,3 +52,38 @@
         )
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    known_by_business_date() for a source that sends one file per day (loyalty,
+    complaints, privacy): only the rows of the latest export of each day among
+    the loads known by the business date. A day is re-exported as
+    `<date>_<seq>.<ext>` (the plain name is seq 1; SOURCES.md section 2, the
+    loaders' CORRECTION pattern): the highest seq supersedes the earlier files
+    of that day whole, and of one file only its latest load counts.
+-#}
+{% macro latest_daily_export(source_name, load_id_col='_load_id') -%}
+    {%- set ledger = source('ops', 'load_ledger') -%}
+    {%- set value = business_date() -%}
+    {{ load_id_col }} in (
+        select exports.load_id from (
+            select
+                load_ledger.load_id,
+                row_number() over (
+                    partition by load_ledger.business_date
+                    order by
+                        coalesce(
+                            substring(load_ledger.object from '_([0-9]+)\.[^/]+$')::int, 1
+                        ) desc,
+                        load_ledger.load_id desc
+                ) as export_rank
+            from {{ ledger }} as load_ledger
+            where
+                load_ledger.source = '{{ source_name }}'
+                and load_ledger.status = 'loaded'
+                {%- if value is not none %}
+                and load_ledger.business_date <= '{{ value }}'::date
+                {%- endif %}
+        ) as exports
+        where exports.export_rank = 1
+    )
+{%- endmacro %}

@@ -7,7 +7,7 @@ with
 source as (
 
     select * from {{ source('complaints', 'tickets') }}
-    where {{ known_by_business_date() }}
+    where {{ latest_daily_export('complaints') }}
 
 ),
 

@@ -8,7 +8,7 @@ with
 source as (
 
     select * from {{ source('loyalty', 'members') }}
-    where {{ known_by_business_date() }}
+    where {{ latest_daily_export('loyalty') }}
 
 ),
 
