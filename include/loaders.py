@@ -541,12 +541,28 @@ class SourceReport:
     failed: list[LoadOutcome] = field(default_factory=list)
 
     def add(self, outcomes: list[LoadOutcome]) -> None:
+        """Record outcomes: a failed file or quarantined rows are logged each, the clean
+        files of a batch in one line (the ledger keeps every file's figures)."""
+        clean = []
         for outcome in outcomes:
             (self.loaded if outcome.status == "loaded" else self.failed).append(outcome)
-            log.log(
-                logging.INFO if outcome.status == "loaded" else logging.ERROR,
-                "%s",
-                outcome.describe(),
+            if outcome.status != "loaded":
+                log.error("%s", outcome.describe())
+            elif outcome.rows_quarantined:
+                log.warning("%s", outcome.describe())
+            else:
+                clean.append(outcome)
+        if len(clean) == 1:
+            log.info("%s", clean[0].describe())
+        elif clean:
+            log.info(
+                "%s: %d files loaded, %s to %s: read %d, loaded %d, quarantined 0",
+                self.source,
+                len(clean),
+                clean[0].object,
+                clean[-1].object,
+                sum(o.rows_read for o in clean),
+                sum(o.rows_loaded for o in clean),
             )
 
     def summary(self) -> str:
@@ -606,7 +622,7 @@ def load_source(
                         )
                         continue
                 if obj.checksum in seen:
-                    log.info("%s: %s already loaded; skipped", source_name, obj.key)
+                    log.debug("%s: %s already loaded; skipped", source_name, obj.key)
                     report.skipped.append(obj.key)
                     continue
                 if seen and not source.replaced_whole:
