@@ -71,6 +71,15 @@ class Ledger:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def latest_loaded_checksum(self, source: str, key: str) -> str | None:
+        """The checksum of the version of ``key`` loaded last (a key replaced whole)."""
+        row = self.conn.execute(
+            "select checksum from ops.load_ledger where source = %s and object = %s"
+            " and status = 'loaded' order by load_id desc limit 1",
+            (source, key),
+        ).fetchone()
+        return row[0] if row else None
+
     def failure_of(self, source: str, obj: LandingObject) -> RecordedFailure | None:
         """The failure recorded for this exact content of ``obj`` (the latest), if any."""
         row = self.conn.execute(

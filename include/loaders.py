@@ -621,7 +621,13 @@ def load_source(
                             ledger.record_failure(source_name, obj, file_date, failure)
                         )
                         continue
-                if obj.checksum in seen:
+                current = (
+                    # A key replaced whole may go back to an earlier version (A, B, A).
+                    {ledger.latest_loaded_checksum(source_name, obj.key)}
+                    if seen and source.replaced_whole
+                    else seen
+                )
+                if obj.checksum in current:
                     log.debug("%s: %s already loaded; skipped", source_name, obj.key)
                     report.skipped.append(obj.key)
                     continue

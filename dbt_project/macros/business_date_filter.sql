@@ -55,16 +55,17 @@
 
 {#-
     known_by_business_date() for a source that sends one file per day (loyalty,
-    complaints, privacy): only the rows of the latest export of each day among
-    the loads known by the business date. A day is re-exported as
-    `<date>_<seq>.<ext>` (the plain name is seq 1; SOURCES.md section 2, the
-    loaders' CORRECTION pattern): the highest seq supersedes the earlier files
-    of that day whole, and of one file only its latest load counts.
+    complaints, privacy), without the files a correction superseded. A day is
+    re-exported as `<date>_<seq>.<ext>` (the plain name is seq 1; SOURCES.md
+    section 2, the loaders' CORRECTION pattern): among the loads known by the
+    business date, the highest seq of a day supersedes the earlier files of
+    that day whole, and of one file only its latest load counts.
 -#}
 {% macro latest_daily_export(source_name, load_id_col='_load_id') -%}
     {%- set ledger = source('ops', 'load_ledger') -%}
     {%- set value = business_date() -%}
-    {{ load_id_col }} in (
+    {{ known_by_business_date(load_id_col) }}
+    and {{ load_id_col }} not in (
         select exports.load_id from (
             select
                 load_ledger.load_id,
@@ -84,6 +85,6 @@
                 and load_ledger.business_date <= '{{ value }}'::date
                 {%- endif %}
         ) as exports
-        where exports.export_rank = 1
+        where exports.export_rank > 1
     )
 {%- endmacro %}

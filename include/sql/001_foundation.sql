@@ -26,9 +26,13 @@ create table if not exists ops.load_ledger (
 );
 -- A landing file (key + content checksum) loads once. Shop batches are windows
 -- of a table, which a re-run may legitimately read again (and skip every row).
+-- The store master is replaced whole under one key (Source.replaced_whole in
+-- include/loaders.py): a version sent again after another (A, B, A) loads again.
 drop index if exists ops.load_ledger_once;
-create unique index if not exists load_ledger_file_once
-    on ops.load_ledger (source, object, checksum) where status = 'loaded' and source <> 'shop';
+drop index if exists ops.load_ledger_file_once;
+create unique index if not exists load_ledger_landing_file_once
+    on ops.load_ledger (source, object, checksum)
+    where status = 'loaded' and source not in ('shop', 'stores');
 
 create table if not exists ops.watermarks (
     source text primary key,

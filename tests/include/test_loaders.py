@@ -306,6 +306,24 @@ def test_store_master_is_replaced_whole_with_history_kept(wh, tmp_path):
         (None,),
         ("2026-12-31",),
     ]
+    # Reverted to the first version (A, B, A): loaded again, so the latest load is A.
+    write(
+        tmp_path,
+        "reference/stores.csv",
+        (STORES + "TST01,TST,Yau Tsim Mong,Kowloon,2020-01-01,\n").encode(),
+    )
+    again = load_source(
+        "stores", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 22)
+    )
+    assert len(again.loaded) == 1
+    latest = "select closed_on::text from raw.stores where _load_id = (select max(_load_id) from raw.stores)"
+    assert counts(wh, latest) == [(None,)]
+    # The same version sent again is the current one: skipped.
+    same = load_source(
+        "stores", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 23)
+    )
+    assert (same.loaded, same.skipped) == ([], ["reference/stores.csv"])
+    assert counts(wh, "select count(distinct _load_id) from raw.stores") == [(3,)]
 
 
 def test_a_store_without_its_pos_file_is_a_recorded_gap_until_the_file_arrives(wh, tmp_path):
