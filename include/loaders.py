@@ -775,6 +775,8 @@ class _Pending:
 SMALL_FILE_BYTES = 1 << 20
 BATCH_FILES = 500
 BATCH_BYTES = 16 << 20
+#: Each file that breaks a batch's COPY costs a retry that reads the files before it again.
+MAX_BATCH_ATTEMPTS = 8
 
 
 def _load_file(conn, ledger: Ledger, source: Source, pending: _Pending, landing) -> LoadOutcome:
@@ -880,7 +882,9 @@ def _load_batch(
     """
     alone: list[_Pending] = []
     loaded: list[LoadOutcome] = []
-    while len(batch) > 1:
+    attempts = 0
+    while len(batch) > 1 and attempts < MAX_BATCH_ATTEMPTS:
+        attempts += 1
         try:
             loaded, left_out = _try_batch(conn, ledger, source, batch, landing)
         except _BrokeCopy as exc:
@@ -891,8 +895,8 @@ def _load_batch(
             continue
         alone += left_out
         batch = []
-    alone += batch
-    if alone and len(alone) > 1:
+    alone += batch  # after too many broken files, every file of the batch alone
+    if len(alone) > 1:
         log.info("%s: %d file(s) of a batch loaded one by one", source.name, len(alone))
     return loaded + [_load_file(conn, ledger, source, p, landing) for p in alone]
 
