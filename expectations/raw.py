@@ -137,8 +137,9 @@ def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
 def load_gaps_suite(business_date: date | None) -> list[gxe.Expectation]:
     """No expected file missing for ``business_date``: a warning, listed in the log and Data Docs.
 
-    A store open that day without a POS export is recorded in ``ops.load_gaps``
-    by the loader; its sales are then missing, not zero. A warning rather than
+    A store open that day without a POS export, or a day without the file of a
+    source that sends one a day (loyalty, complaints, privacy), is recorded in
+    ``ops.load_gaps`` by the loader; its rows are then missing, not zero. A warning rather than
     a stop: the file may still arrive late (the next run loads it and resolves
     the gap), and the rest of the business is still worth publishing.
     """
@@ -154,7 +155,7 @@ def load_gaps_suite(business_date: date | None) -> list[gxe.Expectation]:
                 " from (select * from {batch}) as gaps"
                 f" where gaps.resolved_at is null{date_filter}"
             ),
-            description="Every expected source file arrived (open stores sent their POS export)",
+            description="Every expected source file arrived (open stores sent their POS export, daily sources their file)",
             **severity(WARNING),
         ),
     ]

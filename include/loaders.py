@@ -238,6 +238,12 @@ class Source:
     dated_folders: bool = False  # one folder per day: list only the days that can hold new files
     path_date_group: str | None = "date"
 
+    @property
+    def one_file_per_day(self) -> bool:
+        """A source that sends one file per day (loyalty, complaints, privacy), possibly
+        empty, possibly corrected (``<date>_<seq>``)."""
+        return not self.dated_folders and self.path_date_group is not None
+
     def business_date(self, match: re.Match) -> date | None:
         return date.fromisoformat(match[self.path_date_group]) if self.path_date_group else None
 
@@ -656,6 +662,8 @@ def load_source(
             report.add(_load_batch(conn, ledger, source, batch, landing))
             if source_name == "pos":
                 record_pos_gaps(conn, business_date)
+            elif source.one_file_per_day:
+                record_daily_gaps(conn, source, business_date)
     log.info(report.summary())
     if report.failed:
         raise FileRejected(
@@ -756,6 +764,44 @@ def record_pos_gaps(conn, business_date: date) -> None:
                 and l.object like 'pos/' || g.business_date::text || '/' || g.expected || '\\_%%'
           )
         """
+    )
+
+
+def record_daily_gaps(conn, source: Source, business_date: date) -> None:
+    """Record a missing file of a source that sends one per day; resolve late arrivals.
+
+    The expected file of ``business_date`` is any export of that date (the plain
+    name or a correction); an empty file counts as sent. Like a store's missing POS
+    export, the gap is a row in ``ops.load_gaps`` that the raw gate reports, resolved
+    (not deleted) when a later run loads the file.
+    """
+    conn.execute(
+        """
+        insert into ops.load_gaps (source, business_date, expected)
+        select %(source)s, %(d)s, %(expected)s
+        where not exists (
+            select 1 from ops.load_ledger l
+            where l.source = %(source)s and l.status = 'loaded' and l.business_date = %(d)s
+        )
+        on conflict do nothing
+        """,
+        {
+            "source": source.name,
+            "d": business_date,
+            "expected": f"{source.prefix}{business_date.isoformat()} (one file a day)",
+        },
+    )
+    conn.execute(
+        """
+        update ops.load_gaps g set resolved_at = clock_timestamp()
+        where g.source = %s and g.resolved_at is null
+          and exists (
+              select 1 from ops.load_ledger l
+              where l.source = g.source and l.status = 'loaded'
+                and l.business_date = g.business_date
+          )
+        """,
+        (source.name,),
     )
 
 

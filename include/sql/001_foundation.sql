@@ -218,7 +218,8 @@ create table if not exists raw.privacy_requests (
 );
 
 -- Expected files that have not arrived: a store without its POS export for a
--- day it was open. Resolved when the file is loaded later; never a silent zero.
+-- day it was open, a daily source (loyalty, complaints, privacy) without its
+-- file of the day. Resolved when the file is loaded later; never a silent zero.
 create table if not exists ops.load_gaps (
     source text not null,
     business_date date not null,

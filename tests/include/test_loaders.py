@@ -430,3 +430,28 @@ def test_every_landing_file_ends_in_the_ledger_and_one_bad_name_stops_nothing(
     for source in ("pos", "loyalty"):
         report = load_source(source, warehouse_url=wh, landing=landing, business_date=day)
         assert not report.failed
+
+
+def test_a_daily_file_that_did_not_come_is_a_recorded_gap_until_it_or_its_correction_arrives(
+    wh, tmp_path
+):
+    """Loyalty, complaints and privacy send one file a day, empty when nothing happened:
+    a day without one is a gap the raw gate reports, resolved when any export of that
+    day (the plain name or a correction) is loaded later."""
+    landing = LocalLanding(tmp_path)
+    write(tmp_path, "loyalty/2026-11-20.csv", LOYALTY.encode())  # empty: still sent
+    load_source("loyalty", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    load_source("loyalty", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21))
+    load_source("privacy", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21))
+    gaps = (
+        "select source, business_date::text, resolved_at is null from ops.load_gaps order by 1, 2"
+    )
+    assert counts(wh, gaps) == [("loyalty", "2026-11-21", True), ("privacy", "2026-11-21", True)]
+
+    write(tmp_path, "loyalty/2026-11-21_2.csv", (LOYALTY + member("LC1")).encode())  # late
+    load_source("loyalty", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 22))
+    assert counts(wh, gaps) == [
+        ("loyalty", "2026-11-21", False),
+        ("loyalty", "2026-11-22", True),
+        ("privacy", "2026-11-21", True),
+    ]
