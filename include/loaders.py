@@ -825,6 +825,18 @@ BATCH_BYTES = 16 << 20
 MAX_BATCH_ATTEMPTS = 8
 
 
+#: What a file can raise while it is read and staged (besides ``_NotFast``): that file fails, the others go on.
+_FILE_ERRORS = (
+    FileRejected,
+    UnicodeError,
+    EOFError,
+    gzip.BadGzipFile,
+    csv.Error,
+    OSError,
+    psycopg.Error,
+)
+
+
 def _load_file(conn, ledger: Ledger, source: Source, pending: _Pending, landing) -> LoadOutcome:
     """Load one file in one transaction: the COPY fast path, else row by row.
 
@@ -873,16 +885,7 @@ def _load_file(conn, ledger: Ledger, source: Source, pending: _Pending, landing)
                 rows_quarantined=quarantined,
                 checksum=file.sha256,
             )
-    except (
-        FileRejected,
-        UnicodeError,
-        EOFError,
-        gzip.BadGzipFile,
-        csv.Error,
-        OSError,
-        ConservationError,
-        psycopg.Error,  # e.g. a value the row-by-row path let through: this file only
-    ) as exc:
+    except (*_FILE_ERRORS, ConservationError) as exc:  # psycopg.Error: this file only
         reason = f"{type(exc).__name__}: {exc}"
         if obj.checksum is None and hash_content:
             # As for a file listed with its checksum: the failed version is identified.
@@ -898,18 +901,6 @@ class _BrokeCopy(Exception):
     def __init__(self, index: int | None):
         super().__init__(index)
         self.index = index
-
-
-#: What a file can raise while it is read and staged (besides ``_NotFast``).
-_FILE_ERRORS = (
-    FileRejected,
-    UnicodeError,
-    EOFError,
-    gzip.BadGzipFile,
-    csv.Error,
-    OSError,
-    psycopg.Error,
-)
 
 
 def _load_batch(
