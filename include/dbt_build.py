@@ -10,6 +10,10 @@ tests still has its own status in the Airflow UI.
 A second attempt of the same night (a cleared task) builds only what did not
 succeed in the attempts before it: the failed and skipped nodes, and the
 models whose tests failed, with their tests.
+
+dbt's unit tests check the SQL against fixed inputs, not the night's data, so
+the night leaves them out (``--exclude-resource-type unit_test``: they would
+sit in front of their models on the critical path); ``make test`` runs them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ BUILT_TYPES = ("model", "seed", "snapshot")
 # dbt statuses of a node that did its job ("warn": a test of severity warn found
 # rows; "no-op": nothing to run, e.g. an ephemeral model).
 OK_STATUSES = frozenset({"success", "pass", "warn", "no-op"})
+NIGHT_EXCLUDES = ("--exclude-resource-type", "unit_test")
 
 
 def dbt_threads() -> int:
@@ -62,7 +67,7 @@ class Graph:
     # Tests of several built nodes (relationships, singular tests over two models)
     # or of sources only, with the built nodes they read.
     cross_tests: dict[str, tuple[str, ...]]
-    # unique_id -> name of every test (data and unit tests).
+    # unique_id -> name of every data test (the night runs no unit test).
     test_names: dict[str, str]
 
     @property
@@ -94,8 +99,8 @@ def project_graph(manifest_path: Path = MANIFEST) -> Graph:
     }
     tests = {
         uid: n
-        for uid, n in [*manifest["nodes"].items(), *manifest.get("unit_tests", {}).items()]
-        if n["resource_type"] in ("test", "unit_test")
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "test" and n["config"].get("enabled", True)
     }
     per_node: dict[str, list[str]] = {uid: [] for uid in built}
     cross: dict[str, tuple[str, ...]] = {}
@@ -267,6 +272,7 @@ def build(
         str(dbt_threads()),
         "--vars",
         json.dumps({"business_date": business_date.isoformat()}),
+        *NIGHT_EXCLUDES,
     ]
     if select:
         args += ["--select", *select]

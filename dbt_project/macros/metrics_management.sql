@@ -35,13 +35,6 @@
     count(distinct {{ metric_order_key(alias) }}) filter (where {{ metric_is_sale_line(alias) }})
 {%- endmacro %}
 
-{#- Walk-in orders: orders (as above) without an identified customer; they count in orders, not in customers. -#}
-{% macro metric_walk_in_orders(alias) -%}
-    count(distinct {{ metric_order_key(alias) }}) filter (
-        where {{ metric_is_sale_line(alias) }} and {{ alias }}.customer_key is null
-    )
-{%- endmacro %}
-
 {#- Average order value: revenue per order in HKD, 2 decimals; null without orders. -#}
 {% macro metric_average_order_value(revenue, orders) -%}
     round({{ revenue }} / nullif({{ orders }}, 0), 2)
@@ -90,16 +83,33 @@
 
     from (
 
+        -- orders first (grouping, not count(distinct): hashed, not sorted)
         select
             {%- for dim in dimensions %}
-            metric_lines.{{ dim }},
+            order_lines.{{ dim }},
             {%- endfor %}
-            {{ metric_revenue('metric_lines') }} as revenue,
-            {{ metric_orders('metric_lines') }} as orders,
-            {{ metric_walk_in_orders('metric_lines') }} as walk_in_orders
+            {{ metric_revenue('order_lines') }} as revenue,
+            count(*) filter (where order_lines.is_order) as orders,
+            count(*) filter (where order_lines.is_walk_in_order) as walk_in_orders
 
-        from {{ relation }} as metric_lines
-        group by {% for dim in dimensions %}metric_lines.{{ dim }}{{ ", " if not loop.last }}{% endfor %}
+        from (
+
+            select
+                {%- for dim in dimensions %}
+                metric_lines.{{ dim }},
+                {%- endfor %}
+                sum(metric_lines.net_amount) as net_amount,
+                bool_or({{ metric_is_sale_line('metric_lines') }}) as is_order,
+                bool_or(
+                    {{ metric_is_sale_line('metric_lines') }} and metric_lines.customer_key is null
+                ) as is_walk_in_order
+
+            from {{ relation }} as metric_lines
+            group by
+                {% for dim in dimensions %}metric_lines.{{ dim }}, {% endfor %}{{ metric_order_key('metric_lines') }}
+
+        ) as order_lines
+        group by {% for dim in dimensions %}order_lines.{{ dim }}{{ ", " if not loop.last }}{% endfor %}
 
     ) as order_totals
 
@@ -117,15 +127,29 @@
             -- orders per identified customer inside the group
             select
                 {%- for dim in dimensions %}
-                metric_lines.{{ dim }},
+                customer_order_lines.{{ dim }},
                 {%- endfor %}
-                metric_lines.customer_key,
-                {{ metric_orders('metric_lines') }} as order_count
+                customer_order_lines.customer_key,
+                count(*) filter (where customer_order_lines.is_order) as order_count
 
-            from {{ relation }} as metric_lines
-            where metric_lines.customer_key is not null
+            from (
+
+                select
+                    {%- for dim in dimensions %}
+                    metric_lines.{{ dim }},
+                    {%- endfor %}
+                    metric_lines.customer_key,
+                    bool_or({{ metric_is_sale_line('metric_lines') }}) as is_order
+
+                from {{ relation }} as metric_lines
+                where metric_lines.customer_key is not null
+                group by
+                    {% for dim in dimensions %}metric_lines.{{ dim }}, {% endfor %}metric_lines.customer_key,
+                    {{ metric_order_key('metric_lines') }}
+
+            ) as customer_order_lines
             group by
-                {% for dim in dimensions %}metric_lines.{{ dim }}, {% endfor %}metric_lines.customer_key
+                {% for dim in dimensions %}customer_order_lines.{{ dim }}, {% endfor %}customer_order_lines.customer_key
 
         ) as customer_orders
         where customer_orders.order_count > 0

@@ -147,7 +147,6 @@ def test_every_dbt_node_has_one_status_task_after_the_one_build(dagbag):
         if n["resource_type"] in ("model", "seed", "snapshot")
     }
     tests = {uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "test"}
-    tests |= set(manifest.get("unit_tests", {}))
     assert built | tests == set(watched), sorted((built | tests) ^ set(watched))[:10]
     twice = {uid: ts for uid, ts in watched.items() if len(ts) != 1}
     assert not twice, f"watched by several tasks: {list(twice.items())[:5]}"

@@ -131,30 +131,42 @@ cohorts as (
 
 ),
 
-window_sales as (
+-- the days of each cohort's two windows, as rows: an equality join to the
+-- daily sales is hashed, where a range join compares every cohort with every day
+cohort_window_days as (
 
     select
         cohorts.cohort_date,
-        customer_daily_sales.customer_key,
-        coalesce(sum(customer_daily_sales.net_amount) filter (
-            where customer_daily_sales.business_date < cohorts.cohort_date
-        ), 0) as net_sales_before,
-        coalesce(sum(customer_daily_sales.net_amount) filter (
-            where customer_daily_sales.business_date > cohorts.cohort_date
-        ), 0) as net_sales_after,
-        coalesce(bool_or(customer_daily_sales.bought_online) filter (
-            where customer_daily_sales.business_date < cohorts.cohort_date
-        ), false) as bought_online_before,
-        coalesce(bool_or(customer_daily_sales.bought_in_store) filter (
-            where customer_daily_sales.business_date < cohorts.cohort_date
-        ), false) as bought_in_store_before
+        (cohorts.cohort_date + window_offsets.day_offset)::date as business_date
 
     from cohorts
+    cross join
+        generate_series(-{{ window_days }}, {{ window_days }}) as window_offsets (day_offset)
+    where window_offsets.day_offset <> 0
+
+),
+
+window_sales as (
+
+    select
+        cohort_days.cohort_date,
+        customer_daily_sales.customer_key,
+        coalesce(sum(customer_daily_sales.net_amount) filter (
+            where customer_daily_sales.business_date < cohort_days.cohort_date
+        ), 0) as net_sales_before,
+        coalesce(sum(customer_daily_sales.net_amount) filter (
+            where customer_daily_sales.business_date > cohort_days.cohort_date
+        ), 0) as net_sales_after,
+        coalesce(bool_or(customer_daily_sales.bought_online) filter (
+            where customer_daily_sales.business_date < cohort_days.cohort_date
+        ), false) as bought_online_before,
+        coalesce(bool_or(customer_daily_sales.bought_in_store) filter (
+            where customer_daily_sales.business_date < cohort_days.cohort_date
+        ), false) as bought_in_store_before
+
+    from cohort_window_days as cohort_days
     inner join customer_daily_sales
-        on
-            cohorts.cohort_date - {{ window_days }} <= customer_daily_sales.business_date
-            and cohorts.cohort_date + {{ window_days }} >= customer_daily_sales.business_date
-            and cohorts.cohort_date <> customer_daily_sales.business_date
+        on cohort_days.business_date = customer_daily_sales.business_date
     group by 1, 2
 
 ),
