@@ -28,6 +28,10 @@ After the nights the last night's ``dbt build`` is run once more outside
 Airflow, in this process (``include.dbt_build.build``, same threads, same
 business date; idempotent), to compare with the same build inside Airflow.
 
+Every dbt node of each night that failed, erred or warned is listed with
+dbt's message, then the slowest nodes: run at ten times the demo's scale
+(``--customers 50000 --stores 40``) it finds what only scale reaches.
+
 The machine is small and shared: the load average is sampled every 5 s during
 the nights and reported with the results.
 """
@@ -361,6 +365,38 @@ def node_times(warehouse_url: str, run_ids: list[str]) -> dict[str, dict[str, tu
     return out
 
 
+def node_results(warehouse_url: str, nights: list[Night]) -> dict[str, list[tuple]]:
+    """Every node of each night's dbt build (all attempts): run id -> (attempt, unique_id, status, seconds, message)."""
+    import psycopg
+
+    run_ids = [n.run_id for n in nights if n.run_id]
+    out: dict[str, list[tuple]] = {r: [] for r in run_ids}
+    with psycopg.connect(warehouse_url) as conn:
+        for row in conn.execute(
+            "select dag_run_id, attempt, unique_id, status, coalesce(execution_time, 0), message"
+            " from ops.dbt_node_results where dag_run_id = any(%s) order by dag_run_id, attempt, unique_id",
+            (run_ids,),
+        ):
+            out[row[0]].append(row[1:])
+    return out
+
+
+def nodes_report(night: Night, rows: list[tuple], n: int = 12) -> str:
+    """What a scale run is for: every dbt node that did not pass, then the slowest nodes."""
+    bad = [r for r in rows if r[2] not in ("success", "pass", "skipped")]
+    skipped = sum(r[2] == "skipped" for r in rows)
+    out = [
+        f"dbt nodes of the night of {night.day}: {len(rows)} results, {len(bad)} failed, erred or warned, {skipped} skipped\n"
+    ]
+    if bad:
+        out += ["| attempt | node | status | message |", "|---:|---|---|---|"]
+        out += [f"| {a} | {uid} | {st} | {(msg or '').splitlines()[0][:160] if msg else ''} |" for a, uid, st, _, msg in bad]  # fmt: skip
+        out.append("")
+    out += ["| slowest nodes | status | seconds |", "|---|---|---:|"]
+    out += [f"| {uid} | {st} | {sec:.1f} |" for _, uid, st, sec, _ in sorted(rows, key=lambda r: -r[3])[:n]]  # fmt: skip
+    return "\n".join(out)
+
+
 def node_table(times: dict, in_airflow: str, alone: str, n: int = 6) -> str:
     """Sums of dbt's per-node execution times of the two builds, and the nodes that differ most."""
     a, b = times[in_airflow], times[alone]
@@ -425,6 +461,8 @@ def main() -> None:
     wh = EmbeddedWarehouse(home)
     failed = None
     standalone = None
+    dbt_nodes: dict[str, list[tuple]] = {}
+    todo: list[Night] = []
     try:
         setup["warehouse start"] = crm("warehouse", "start", what="warehouse start")
         cfg = settings()
@@ -472,6 +510,7 @@ def main() -> None:
             if failed is None and todo[-1].returncode != 0:
                 failed = todo[-1]
             load_nights = sampler.summary()
+            dbt_nodes = node_results(cfg.warehouse_url, todo)
             if failed is None:
                 standalone = standalone_build(last_night)
                 standalone.load = sampler.mean(standalone.started, standalone.ended)
@@ -498,6 +537,9 @@ def main() -> None:
         print(night_table(nights))
         print(f"\nSlowest tasks of the night of {nights[-1].day}:\n")
         print(slowest_table(nights[-1]))
+    for night in todo:
+        if dbt_nodes.get(night.run_id):
+            print("\n" + nodes_report(night, dbt_nodes[night.run_id]))
     if failed is not None:
         print(f"\n**The night of {failed.day} failed** (crm run exit code {failed.returncode}, DAG run {failed.state}); Airflow's log for it: {home / 'logs' / 'nightly' / f'{failed.day}.log'}" + (" (deleted with the temporary home; rerun with --keep)" if not (args.home or args.keep) else ""))  # fmt: skip
         failed_tis = [t for t, s, _, _, _ in failed.tis if s == "failed"]
