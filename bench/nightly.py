@@ -383,7 +383,7 @@ def node_results(warehouse_url: str, nights: list[Night]) -> dict[str, list[tupl
 
 def nodes_report(night: Night, rows: list[tuple], n: int = 12) -> str:
     """What a scale run is for: every dbt node that did not pass, then the slowest nodes."""
-    bad = [r for r in rows if r[2] not in ("success", "pass", "skipped")]
+    bad = [r for r in rows if r[2] not in ("success", "pass", "skipped", "no-op")]
     skipped = sum(r[2] == "skipped" for r in rows)
     out = [
         f"dbt nodes of the night of {night.day}: {len(rows)} results, {len(bad)} failed, erred or warned, {skipped} skipped\n"

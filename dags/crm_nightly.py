@@ -10,8 +10,12 @@ interval, midnight to midnight Asia/Hong_Kong).
    by the next run). Bad rows go to `quarantine.rejected_rows`. A source the
    retailer does not have (not in `CRM_SOURCES`, README "Only some sources")
    is skipped with the reason in its log; the raw gate runs when no load failed.
-2. **Raw gate** (`gate_raw`): Great Expectations on raw row counts and failed
-   loads. A critical failure stops the run here.
+2. **Raw gate** (`gate_raw`): Great Expectations on tonight's delivery: raw
+   tables of declared sources not empty, no unresolved failed load, every
+   expected file (POS per open store, web per hour, daily files) arrived or is
+   less than `CRM_GAP_FAIL_DAYS` late, quarantine under
+   `CRM_QUARANTINE_FAIL_RATE`, volumes within a band of recent days (warning).
+   A critical failure stops the run here.
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
    project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
    status task per model, seed and snapshot (`dbt.<domain>.<name>`) shows
@@ -20,7 +24,9 @@ interval, midnight to midnight Asia/Hong_Kong).
    a failure upstream. `dbt.cross_model_tests`: relationships, singular and
    source tests. The status tasks run in the triggerer (no worker slot).
 4. **Marts gate** (`gate_marts`): keys unique and not null, sales point at
-   known customers.
+   known customers; daily lines and net sales per channel and store equal
+   staging's, staging holds every raw row of the POS files it keeps, no
+   person over-merged. Every verdict of both gates is in `ops.quality_results`.
 5. **Publish** (`publish_segments`): RFM segments into
    `reporting.customer_segments` for the business day. Runs only when both
    gates passed, so a failed gate leaves yesterday's publication in place.
@@ -43,8 +49,11 @@ interval, midnight to midnight Asia/Hong_Kong).
   shop database lacks tables or columns of the contract; if the retailer has
   no online shop, leave shop out of `CRM_SOURCES`.
 - `gate_*` failed: the log lists the critical expectations that failed and the
-  path of the Data Docs page with details. Fix the data or the model, then
-  clear the gate task.
+  path of the Data Docs page with details (history: `select * from
+  ops.quality_results where not success order by result_id desc`). Fix the
+  data or the model, then clear the gate task. A file that will never come
+  (a store closed that day): `crm ledger gaps`, then `crm ledger resolve-gap
+  <source> <date> <expected> --note '...'`.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
   message; the red status task (`dbt.<domain>.<name>`) is the node (its log
   names the failing test), the skipped ones are what dbt did not build. History:
@@ -129,10 +138,10 @@ def crm_nightly():
             raise AirflowSkipException(str(exc)) from None
 
     @task
-    def gate(name: str, data_interval_end=None) -> str:
+    def gate(name: str, data_interval_end=None, run_id=None) -> str:
         from include import pipeline
 
-        return pipeline.quality_gate(name, data_interval_end)
+        return pipeline.quality_gate(name, data_interval_end, run_id)
 
     # dbt failures are data or code problems: retrying will not help.
     @task(task_id="build", retries=0)

@@ -4,7 +4,8 @@
 reuses) a file-backed GX data context in ``gx_dir``, runs one checkpoint per
 gate in PostgreSQL (GX's SQL execution engine: counts and checks are SQL, no
 rows come back into Python beyond a few samples), rebuilds the Data Docs and
-returns a :class:`GateResult`. It raises :class:`GateFailed` when a critical
+returns a :class:`GateResult`; every expectation's verdict, passed or not, is
+also written to ``ops.quality_results`` for trends. It raises :class:`GateFailed` when a critical
 expectation failed: the provider's old bug #195 was a gate that logged a
 failure and let the task succeed, so publication went ahead anyway.
 
@@ -36,7 +37,7 @@ from urllib.request import url2pathname
 import psycopg
 
 from expectations import marts, raw
-from expectations.spec import WARNING, TableValidation
+from expectations.spec import CRITICAL, WARNING, TableValidation
 from include.config import redact
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ def run_gate(
     warehouse_url: str,
     gx_dir: Path,
     business_date: date | None = None,
+    dag_run_id: str | None = None,
 ) -> GateResult:
     """Validate one layer of the warehouse; raise :class:`GateFailed` on a critical failure.
 
@@ -136,6 +138,7 @@ def run_gate(
         business_date: the Hong Kong business date of the run (a ``date``, not a
             ``datetime``: a UTC timestamp's date is often the wrong HK day). The
             raw gate checks the load ledger for that date, or every date if None.
+        dag_run_id: the Airflow run, recorded with each result in ``ops.quality_results``.
 
     Returns the :class:`GateResult` when no critical expectation failed
     (warnings are listed in it and logged).
@@ -155,12 +158,21 @@ def run_gate(
     # result; look first and say it in one sentence instead.
     missing = _missing_tables(warehouse_url, [v.qualified_name for v in validations])
     present = [v for v in validations if v.qualified_name not in missing]
-    critical = [
-        f"{name}: table does not exist (the {gate} gate cannot check it; "
-        f"did the step that builds it run?)"
+    outcomes = [
+        Outcome(
+            table=name,
+            suite=None,
+            expectation="table_exists",
+            column=None,
+            severity=CRITICAL,
+            success=False,
+            observed=None,
+            unexpected_count=None,
+            detail=f"{name}: table does not exist (the {gate} gate cannot check it; "
+            f"did the step that builds it run?)",
+        )
         for name in missing
     ]
-    warnings: list[str] = []
 
     gx_dir = Path(gx_dir).resolve()
     gx_dir.mkdir(parents=True, exist_ok=True)
@@ -168,12 +180,14 @@ def run_gate(
         context = _context(gx_dir, sqlalchemy_url)
         if present:
             checkpoint = _checkpoint(context, gate, present)
-            found_critical, warnings = _failures(checkpoint.run(), present)
-            critical += found_critical
+            outcomes += _outcomes(checkpoint.run(), present)
         else:
             context.build_data_docs(site_names=[DOCS_SITE])
         docs_index = _docs_index(context, gx_dir)
 
+    critical = [o.detail for o in outcomes if not o.success and o.severity != WARNING]
+    warnings = [o.detail for o in outcomes if not o.success and o.severity == WARNING]
+    _record(warehouse_url, gate, business_date, dag_run_id, outcomes, docs_index)
     result = GateResult(
         success=not critical,
         critical_failures=critical,
@@ -351,27 +365,76 @@ def _checkpoint(context: FileDataContext, gate: str, present: list[TableValidati
     )
 
 
-def _failures(
-    checkpoint_result: CheckpointResult, present: list[TableValidation]
-) -> tuple[list[str], list[str]]:
-    """Readable descriptions of the failed expectations, split into (critical, warning)."""
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's verdict on one table, as recorded in ``ops.quality_results``."""
+
+    table: str
+    suite: str | None
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: str | None
+    unexpected_count: int | None
+    detail: str
+
+
+def _outcomes(checkpoint_result: CheckpointResult, present: list[TableValidation]) -> list[Outcome]:
+    """Every expectation result of the run, passed or failed, with a readable description."""
     tables = {(f"warehouse_{v.schema}", v.table): v.qualified_name for v in present}
-    critical: list[str] = []
-    warnings: list[str] = []
+    outcomes: list[Outcome] = []
     for suite_result in checkpoint_result.run_results.values():
         batch = suite_result.meta.get("active_batch_definition") or {}
         table = tables.get(
             (batch.get("datasource_name"), batch.get("data_asset_name")), suite_result.suite_name
         )
         for expectation_result in suite_result.results:
-            if expectation_result.success:
-                continue
-            description = _describe(table, expectation_result)
-            if _severity(expectation_result) == WARNING:
-                warnings.append(description)
-            else:
-                critical.append(description)
-    return critical, warnings
+            config = expectation_result.expectation_config
+            result = expectation_result.result or {}
+            observed = result.get("observed_value")
+            level = _severity(expectation_result)
+            outcomes.append(
+                Outcome(
+                    table=table,
+                    suite=suite_result.suite_name,
+                    expectation=config.type,
+                    column=config.kwargs.get("column"),
+                    severity=WARNING if level == WARNING else CRITICAL,
+                    success=bool(expectation_result.success),
+                    observed=None if observed is None else str(observed)[:1000],
+                    unexpected_count=result.get("unexpected_count"),
+                    detail=_describe(table, expectation_result),
+                )
+            )
+    return outcomes
+
+
+def _record(
+    warehouse_url: str,
+    gate: str,
+    business_date: date | None,
+    dag_run_id: str | None,
+    outcomes: list[Outcome],
+    docs_index: Path,
+) -> None:
+    """Append the run's verdicts to ``ops.quality_results`` in one transaction."""
+    with (
+        psycopg.connect(
+            warehouse_url, connect_timeout=10, application_name=APPLICATION_NAME
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.executemany(
+            "insert into ops.quality_results (gate, business_date, dag_run_id, table_name, suite,"
+            " expectation, column_name, severity, success, observed, unexpected_count, detail,"
+            " data_docs) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (gate, business_date, dag_run_id, o.table, o.suite, o.expectation, o.column,
+                 o.severity, o.success, o.observed, o.unexpected_count, o.detail, str(docs_index))
+                for o in outcomes
+            ],
+        )  # fmt: skip
 
 
 def _severity(expectation_result: ExpectationValidationResult) -> str:
@@ -382,11 +445,14 @@ def _severity(expectation_result: ExpectationValidationResult) -> str:
 
 
 def _describe(table: str, expectation_result: ExpectationValidationResult) -> str:
-    """E.g. ``raw.pos_lines: expect_table_row_count_to_be_between failed (observed 0)``."""
+    """E.g. ``raw.pos_lines: expect_table_row_count_to_be_between failed (observed 0)``.
+
+    Passed results read the same, with ``passed``: they are recorded too.
+    """
     config = expectation_result.expectation_config
     column = config.kwargs.get("column")
     text = f"{table}.{column}" if column else table
-    text += f": {config.type} failed"
+    text += f": {config.type} {'passed' if expectation_result.success else 'failed'}"
     error = _exception_message(expectation_result.exception_info)
     result = expectation_result.result or {}
     if error:

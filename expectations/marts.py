@@ -15,6 +15,18 @@ recorded in Data Docs next to the raw gate.
   without a single line: the raw gate already stops a night whose declared
   source loaded nothing, and a new shop may have had only cancelled orders.
 
+Reconciliation, rather than repeating dbt's tests (all critical):
+
+- ``marts_fct_sales`` also holds daily lines and net sales per channel and store
+  equal to staging's (``stg_pos__lines``; ``stg_shop__order_items`` of orders not
+  cancelled), for every date up to the business date: a join that drops or
+  doubles lines, or an incremental model that drifted, differs on some day.
+- ``staging_pos_lines``: every POS file staging keeps has all its raw rows
+  (lines and quantity per load), so staging neither drops nor repeats rows.
+- ``identity_person_map``: no person holds more than
+  ``MAX_ACCOUNTS_PER_PERSON`` shop accounts or loyalty cards, the bound of a
+  chain of merges the over-merge guards should have stopped.
+
 The declared sources are ``CRM_SOURCES`` (include.config.declared_sources): a
 retailer without an online shop has no online sales, one without tills no
 store sales; both may have empty web sessions or complaints, which the gate
@@ -28,10 +40,15 @@ from datetime import date
 import great_expectations.expectations as gxe
 
 from expectations.spec import CRITICAL, WARNING, TableValidation, severity
-from include.config import declared_sources
+from include.config import HK_TZ, declared_sources
 
 DIM_CUSTOMER_SUITE = "marts_dim_customer"
 FCT_SALES_SUITE = "marts_fct_sales"
+STAGING_POS_SUITE = "staging_pos_lines"
+PERSON_MAP_SUITE = "identity_person_map"
+
+MAX_ACCOUNTS_PER_PERSON = 3
+"""More shop accounts, or more loyalty cards, in one person than this is an over-merge."""
 
 CHANNELS = ("online", "store")
 
@@ -62,6 +79,80 @@ where sales.customer_key is not null
 """
 
 
+# Daily lines and net sales per channel and store: fct_sales against staging.
+# Staging's money for online lines is restated here on purpose (quantity x price
+# less the line discount, cancelled orders excluded: DECISIONLOG "Sales"), so a
+# reconciliation does not share the code it checks.
+_SALES_NOT_RECONCILED = f"""
+with facts as (
+    select sales.channel, sales.store_code, sales.business_date,
+        count(*) as lines, sum(sales.net_amount) as net_amount
+    from (select * from {{batch}}) as sales
+    group by 1, 2, 3
+),
+staged as (
+    select 'store' as channel, pos.store_code,
+        (pos.sold_at at time zone '{HK_TZ}')::date as business_date,
+        count(*) as lines, sum(pos.net_amount) as net_amount
+    from staging.stg_pos__lines as pos
+    group by 1, 2, 3
+    union all
+    select 'online', null, (orders.ordered_at at time zone '{HK_TZ}')::date, count(*),
+        sum((items.quantity * items.unit_price)::numeric(12, 2)
+            - items.discount_amount::numeric(12, 2))
+    from staging.stg_shop__order_items as items
+    inner join staging.stg_shop__orders as orders on items.order_id = orders.order_id
+    where not orders.is_cancelled
+    group by 1, 2, 3
+)
+select coalesce(facts.channel, staged.channel) as channel,
+    coalesce(facts.store_code, staged.store_code) as store_code,
+    coalesce(facts.business_date, staged.business_date) as business_date,
+    staged.lines as staged_lines, facts.lines as fact_lines,
+    staged.net_amount as staged_net_amount, facts.net_amount as fact_net_amount
+from facts
+full join staged
+    on facts.channel = staged.channel
+    and facts.store_code is not distinct from staged.store_code
+    and facts.business_date = staged.business_date
+where (facts.lines is distinct from staged.lines
+       or facts.net_amount is distinct from staged.net_amount){{date_filter}}
+"""
+
+# Every POS file staging keeps, whole: its lines and quantity per load equal raw's.
+_POS_ROWS_NOT_STAGED = """
+with staged as (
+    select pos.load_id, count(*) as lines, sum(pos.quantity) as quantity
+    from (select * from {batch}) as pos
+    group by 1
+),
+landed as (
+    select lines._load_id as load_id, count(*) as lines, sum(lines.quantity) as quantity
+    from raw.pos_lines as lines
+    where lines._load_id in (select staged.load_id from staged)
+    group by 1
+)
+select staged.load_id, staged.lines as staged_lines, landed.lines as raw_lines,
+    staged.quantity as staged_quantity, landed.quantity as raw_quantity
+from staged
+left join landed on staged.load_id = landed.load_id
+where staged.lines is distinct from landed.lines or staged.quantity is distinct from landed.quantity
+"""
+
+_OVER_MERGED_PERSONS = f"""
+select persons.customer_key, persons.shop_accounts, persons.loyalty_cards
+from (
+    select identities.customer_key,
+        count(*) filter (where identities.identity_type = 'shop') as shop_accounts,
+        count(*) filter (where identities.identity_type = 'loyalty') as loyalty_cards
+    from (select * from {{batch}}) as identities
+    group by 1
+) as persons
+where persons.shop_accounts > {MAX_ACCOUNTS_PER_PERSON}
+   or persons.loyalty_cards > {MAX_ACCOUNTS_PER_PERSON}
+"""
+
+
 def dim_customer_suite() -> list[gxe.Expectation]:
     """Grain of the customer dimension: customer_key is present and unique.
 
@@ -78,10 +169,13 @@ def dim_customer_suite() -> list[gxe.Expectation]:
     ]
 
 
-def fct_sales_suite(sources: tuple[str, ...] | None = None) -> list[gxe.Expectation]:
-    """Grain, channel values and the customer foreign key of the sales fact.
+def fct_sales_suite(
+    sources: tuple[str, ...] | None = None, business_date: date | None = None
+) -> list[gxe.Expectation]:
+    """Grain, channel values, the customer foreign key and the reconciliation with staging.
 
     Every channel of ``sources`` (default: the declared ones) should have sales (a warning).
+    Daily sales are reconciled for every date up to ``business_date`` (all when None).
     """
     sources = declared_sources() if sources is None else sources
     channels = [channel for channel in CHANNELS if CHANNEL_SOURCES[channel] in sources]
@@ -120,19 +214,61 @@ def fct_sales_suite(sources: tuple[str, ...] | None = None) -> list[gxe.Expectat
             **severity(CRITICAL),
         )
     )
+    date_filter = (
+        ""
+        if business_date is None
+        else "\n  and coalesce(facts.business_date, staged.business_date)"
+        f" <= date '{business_date.isoformat()}'"
+    )
+    expectations.append(
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=_SALES_NOT_RECONCILED.replace("{date_filter}", date_filter),
+            description="Daily lines and net sales per channel and store equal staging's"
+            " (POS lines; shop order items of orders not cancelled)",
+            **severity(CRITICAL),
+        )
+    )
     return expectations
+
+
+def staging_pos_suite() -> list[gxe.Expectation]:
+    """Every POS export staging keeps has all its raw rows, once."""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=_POS_ROWS_NOT_STAGED,
+            description="Every POS file in staging has its raw lines and quantity, no more, no fewer",
+            **severity(CRITICAL),
+        )
+    ]
+
+
+def person_map_suite() -> list[gxe.Expectation]:
+    """Identity merges inside their bound."""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=_OVER_MERGED_PERSONS,
+            description=f"No person holds more than {MAX_ACCOUNTS_PER_PERSON} shop accounts"
+            " or loyalty cards (a chain of merges: see int_identity__person_links)",
+            **severity(CRITICAL),
+        )
+    ]
 
 
 def validations(
     business_date: date | None = None, sources: tuple[str, ...] | None = None
 ) -> list[TableValidation]:
-    """Everything the marts gate validates. The marts are validated whole, whatever the date.
+    """Everything the marts gate validates: the marts whole, sales reconciled up to the date.
 
     ``sources`` defaults to the declared ones (``CRM_SOURCES``).
     """
-    del business_date  # same signature as raw.validations; the checks are not date-bound
     sources = declared_sources() if sources is None else sources
     return [
         TableValidation("marts", "dim_customer", DIM_CUSTOMER_SUITE, dim_customer_suite()),
-        TableValidation("marts", "fct_sales", FCT_SALES_SUITE, fct_sales_suite(sources)),
+        TableValidation(
+            "marts", "fct_sales", FCT_SALES_SUITE, fct_sales_suite(sources, business_date)
+        ),
+        TableValidation("staging", "stg_pos__lines", STAGING_POS_SUITE, staging_pos_suite()),
+        TableValidation(
+            "intermediate", "int_identity__person_map", PERSON_MAP_SUITE, person_map_suite()
+        ),
     ]

@@ -17,7 +17,11 @@ Suites (GX validates one suite against one table at a time):
 - ``ops_load_ledger``: no load dated up to the business date failed without
   being loaded successfully since or resolved by an operator. The loaders record a failed file in the ledger
   and carry on with the others, so the load tasks can succeed while a file is
-  missing; this is where that stops the run.
+  missing; this is where that stops the run. The same suite judges the night's
+  delivery (:func:`delivery_suite`): each source's volume against its recent
+  days, and its quarantine rate.
+- ``ops_load_gaps``: every file the sources' schedules promise arrived (POS per
+  open store, web per hour, one file a day); overdue ones stop the night.
 """
 
 from __future__ import annotations
@@ -27,12 +31,25 @@ from datetime import date
 import great_expectations.expectations as gxe
 
 from expectations.spec import CRITICAL, WARNING, TableValidation, severity
-from include.config import declared_sources
+from include.config import declared_sources, gap_fail_days, quarantine_fail_rate
 
 RAW_TABLES_SUITE = "raw_tables"
 OPTIONAL_RAW_TABLES_SUITE = "raw_tables_optional"
 LOAD_LEDGER_SUITE = "ops_load_ledger"
 LOAD_GAPS_SUITE = "ops_load_gaps"
+
+VOLUME_BAND = (0.25, 4.0)
+"""Tonight's rows of a source, as a share of its median day: outside this band is a warning."""
+
+VOLUME_HISTORY_DAYS = 28
+"""The recent days the median day of a source is learned from."""
+
+VOLUME_MIN_DAYS = 7
+"""Fewer days with loads than this (a new install, a new source): no band yet."""
+
+QUARANTINE_MIN_ROWS = 10
+"""The quarantine rate stops the night only from this many quarantined rows (a tiny
+source's one bad row is a warning, not a stop)."""
 
 SOURCE_TABLES = {
     "shop": ("shop_customers", "shop_products", "shop_orders", "shop_order_items"),
@@ -135,28 +152,122 @@ def load_ledger_suite(business_date: date | None) -> list[gxe.Expectation]:
 
 
 def load_gaps_suite(business_date: date | None) -> list[gxe.Expectation]:
-    """No expected file missing for ``business_date``: a warning, listed in the log and Data Docs.
+    """Every expected file arrived: a warning while it may still come, then a stop.
 
-    A store open that day without a POS export, or a day without the file of a
-    source that sends one a day (loyalty, complaints, privacy), is recorded in
-    ``ops.load_gaps`` by the loader; its rows are then missing, not zero. A warning rather than
-    a stop: the file may still arrive late (the next run loads it and resolves
-    the gap), and the rest of the business is still worth publishing.
+    A store open that day without a POS export, an hour without its web file, or a
+    day without the file of a source that sends one a day (loyalty, complaints,
+    privacy) is recorded in ``ops.load_gaps`` by the loader; its rows are then
+    missing, not zero. While the gap is younger than ``CRM_GAP_FAIL_DAYS`` (default
+    3) it is a warning: the file may still arrive late (the next run loads it and
+    resolves the gap), and the rest of the business is worth publishing. Older, it
+    fails every night (a source or a store stopped sending) until the file arrives
+    or an operator resolves the gap (``crm ledger resolve-gap``). Gaps dated after
+    ``business_date`` never block it (a backfill of an older night).
     """
-    date_filter = (
-        ""
-        if business_date is None
-        else f" and gaps.business_date = date '{business_date.isoformat()}'"
+    fail_days = gap_fail_days()
+    if business_date is None:
+        recent = ""
+        overdue = f" and gaps.business_date <= current_date - {fail_days}"
+        which = "any business date"
+    else:
+        recent = (
+            f" and gaps.business_date = date '{business_date.isoformat()}'"
+            if fail_days == 1
+            else f" and gaps.business_date between date '{business_date.isoformat()}' - {fail_days - 1}"
+            f" and date '{business_date.isoformat()}'"
+        )
+        overdue = f" and gaps.business_date <= date '{business_date.isoformat()}' - {fail_days}"
+        which = f"business dates up to {business_date.isoformat()}"
+    query = (
+        "select gaps.source, gaps.business_date, gaps.expected, gaps.detected_at"
+        " from (select * from {batch}) as gaps"
+        " where gaps.resolved_at is null"
     )
     return [
         gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=(
-                "select gaps.source, gaps.business_date, gaps.expected"
-                " from (select * from {batch}) as gaps"
-                f" where gaps.resolved_at is null{date_filter}"
-            ),
-            description="Every expected source file arrived (open stores sent their POS export, daily sources their file)",
+            unexpected_rows_query=query + recent,
+            description="Every expected source file arrived (open stores sent their POS export,"
+            " the web tracker every hour, daily sources their file); missing ones may still come",
             **severity(WARNING),
+        ),
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query + overdue,
+            description=f"No expected file is {fail_days} or more days late for {which}"
+            " (a source or store stopped sending: send the file, or"
+            " crm ledger resolve-gap <source> <date> <expected> --note ...)",
+            **severity(CRITICAL),
+        ),
+    ]
+
+
+def delivery_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """Judge the night's delivery from the load ledger: its volume and its quarantine.
+
+    Tonight is the loads dated ``business_date`` (the newest dated load when None).
+    A source whose rows fall outside ``VOLUME_BAND`` times its median over the last
+    ``VOLUME_HISTORY_DAYS`` days is a warning (a promotion, a closure, or a feed that
+    half stopped); a source that quarantined more than ``CRM_QUARANTINE_FAIL_RATE``
+    of its rows (and at least ``QUARANTINE_MIN_ROWS``) stops the night, since its
+    marts would be missing that share; any quarantined row is a warning. The store
+    master is replaced whole, not delivered by day: it is left out.
+    """
+    day = (
+        "(select max(business_date) from ops.load_ledger where source <> 'stores')"
+        if business_date is None
+        else f"date '{business_date.isoformat()}'"
+    )
+    low, high = VOLUME_BAND
+    tonight = (
+        "select ledger.source, sum(ledger.rows_read) as rows_read,"
+        " sum(ledger.rows_quarantined) as rows_quarantined"
+        " from (select * from {batch}) as ledger"
+        f" where ledger.status = 'loaded' and ledger.source <> 'stores' and ledger.business_date = {day}"
+        " group by ledger.source"
+    )
+    volume = f"""
+with daily as (
+    select ledger.source, ledger.business_date, sum(ledger.rows_read) as rows_read
+    from (select * from {{batch}}) as ledger
+    where ledger.status = 'loaded' and ledger.source <> 'stores'
+      and ledger.business_date between {day} - {VOLUME_HISTORY_DAYS} and {day} - 1
+    group by 1, 2
+),
+usual as (
+    select daily.source, count(*) as days,
+        percentile_cont(0.5) within group (order by daily.rows_read) as median_rows
+    from daily group by 1
+),
+tonight as ({tonight})
+select usual.source, coalesce(tonight.rows_read, 0) as rows_tonight, usual.median_rows, usual.days
+from usual left join tonight on tonight.source = usual.source
+where usual.days >= {VOLUME_MIN_DAYS}
+  and (coalesce(tonight.rows_read, 0) < {low} * usual.median_rows
+       or coalesce(tonight.rows_read, 0) > {high} * usual.median_rows)
+"""
+    quarantined = f"select * from ({tonight}) as tonight where tonight.rows_quarantined > 0"
+    rate = quarantine_fail_rate()
+    over_rate = (
+        f"select * from ({tonight}) as tonight"
+        f" where tonight.rows_quarantined >= {QUARANTINE_MIN_ROWS}"
+        f" and tonight.rows_quarantined > {rate} * tonight.rows_read"
+    )
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=volume,
+            description=f"Every source's rows tonight are within {low}-{high} times its median"
+            f" day of the last {VOLUME_HISTORY_DAYS} days",
+            **severity(WARNING),
+        ),
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=quarantined,
+            description="No row of tonight's loads was quarantined (see quarantine.rejected_rows)",
+            **severity(WARNING),
+        ),
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=over_rate,
+            description=f"No source quarantined more than {rate:.0%} of tonight's rows"
+            " (quarantine.rejected_rows says which file, record, field and why)",
+            **severity(CRITICAL),
         ),
     ]
 
@@ -179,6 +290,11 @@ def validations(
             TableValidation("raw", table, OPTIONAL_RAW_TABLES_SUITE, optional_raw_tables_suite())
             for table in OPTIONAL_TABLES
         ),
-        TableValidation("ops", "load_ledger", LOAD_LEDGER_SUITE, load_ledger_suite(business_date)),
+        TableValidation(
+            "ops",
+            "load_ledger",
+            LOAD_LEDGER_SUITE,
+            load_ledger_suite(business_date) + delivery_suite(business_date),
+        ),
         TableValidation("ops", "load_gaps", LOAD_GAPS_SUITE, load_gaps_suite(business_date)),
     ]

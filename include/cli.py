@@ -179,6 +179,19 @@ def _ledger(args: argparse.Namespace) -> int:
 
     with psycopg.connect(settings().warehouse_url, autocommit=True) as conn:
         ledger = Ledger(conn)
+        if args.action == "gaps":
+            gaps = ledger.unresolved_gaps()
+            for source, day, expected, detected_at in gaps:
+                print(f"{source}\t{day}\t{expected}\tmissing since {detected_at:%Y-%m-%d %H:%M}")
+            print(f"{len(gaps)} expected file(s) not arrived nor resolved", file=sys.stderr)
+            return 0
+        if args.action == "resolve-gap":
+            try:
+                ledger.resolve_gap(args.source, args.business_date, args.expected, args.note)
+            except ValueError as exc:
+                raise CrmError(str(exc)) from None
+            print(f"resolved gap {args.source} {args.business_date} {args.expected}: {args.note}")
+            return 0
         if args.action == "failures":
             rows = conn.execute(
                 "select load_id, source, object, message from ops.load_ledger"
@@ -319,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.set_defaults(func=_backfill)
 
     ledger = sub.add_parser(
-        "ledger", help="failed loads: list the unresolved ones, resolve one once dealt with"
+        "ledger",
+        help="failed loads and missing files: list the unresolved ones, resolve one once dealt with",
     )
     ledger_sub = ledger.add_subparsers(dest="action", required=True)
     ledger_sub.add_parser("failures", help="every failed load not yet resolved")
@@ -330,6 +344,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resolve.add_argument("load_id", type=int, help="load_id from 'crm ledger failures'")
     resolve.add_argument("--note", required=True, help="how it was resolved (kept in the ledger)")
+    ledger_sub.add_parser("gaps", help="expected files that have not arrived, not resolved")
+    resolve_gap = ledger_sub.add_parser(
+        "resolve-gap",
+        help="mark an expected file that will never come as dealt with (a store closed that"
+        " day): it stops failing the raw gate",
+    )
+    resolve_gap.add_argument("source", help="source from 'crm ledger gaps', e.g. pos")
+    resolve_gap.add_argument("business_date", type=_date, help="YYYY-MM-DD")
+    resolve_gap.add_argument(
+        "expected", help="what was expected, e.g. a store code or web/<date>/<HH>"
+    )
+    resolve_gap.add_argument(
+        "--note", required=True, help="how it was resolved (kept in ops.load_gaps)"
+    )
     ledger.set_defaults(func=_ledger)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")

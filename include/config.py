@@ -76,6 +76,40 @@ ALWAYS_DECLARED = ("privacy",)
 
 SOURCES_VARIABLE = "CRM_SOURCES"
 
+GAP_FAIL_DAYS_VARIABLE = "CRM_GAP_FAIL_DAYS"
+QUARANTINE_FAIL_RATE_VARIABLE = "CRM_QUARANTINE_FAIL_RATE"
+
+
+def quarantine_fail_rate(value: str | None = None) -> float:
+    """Share of a source's rows of the night that may be quarantined before the raw gate
+    fails (default 0.05); any quarantined row is a warning."""
+    text = os.environ.get(QUARANTINE_FAIL_RATE_VARIABLE, "0.05") if value is None else value
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        raise ConfigError(
+            f"{QUARANTINE_FAIL_RATE_VARIABLE} must be a share between 0 and 1, e.g. 0.05"
+            f" (got {text!r})."
+        )
+    return rate
+
+
+def gap_fail_days(value: str | None = None) -> int:
+    """Days an expected file (a store's POS export, a web hour, a daily file) may be late
+    before the raw gate fails (default 3); before that its absence is a warning."""
+    text = os.environ.get(GAP_FAIL_DAYS_VARIABLE, "3") if value is None else value
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ConfigError(
+            f"{GAP_FAIL_DAYS_VARIABLE} must be a whole number of days, at least 1 (got {text!r})."
+        )
+    return days
+
 
 def declared_sources(value: str | None = None) -> tuple[str, ...]:
     """The source systems this retailer has, from ``CRM_SOURCES`` (or ``value``), in pipeline order.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import psycopg
 
@@ -108,6 +108,30 @@ class Ledger:
         if row is None:
             raise ValueError(f"load {load_id} is not a failed load in ops.load_ledger")
         return LoadOutcome(row[0], row[1], row[2], "failed", message=row[3])
+
+    def unresolved_gaps(self) -> list[tuple[str, date, str, datetime]]:
+        """Expected files not yet arrived nor resolved: (source, business_date, expected, detected_at)."""
+        return self.conn.execute(
+            "select source, business_date, expected, detected_at from ops.load_gaps"
+            " where resolved_at is null order by business_date, source, expected"
+        ).fetchall()
+
+    def resolve_gap(self, source: str, business_date: date, expected: str, note: str) -> None:
+        """Mark an expected file that will never come as dealt with (``crm ledger resolve-gap``):
+        a store closed that day, a tracker outage accepted as lost."""
+        if not note.strip():
+            raise ValueError("say how it was resolved (--note)")
+        row = self.conn.execute(
+            "update ops.load_gaps set resolved_at = clock_timestamp(), resolution = %s"
+            " where source = %s and business_date = %s and expected = %s and resolved_at is null"
+            " returning 1",
+            (note, source, business_date, expected),
+        ).fetchone()
+        if row is None:
+            raise ValueError(
+                f"no unresolved gap {source} {business_date} {expected!r} in ops.load_gaps"
+                " (see crm ledger gaps)"
+            )
 
     def begin(
         self,

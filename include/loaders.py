@@ -38,14 +38,16 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
 
+from include.config import HK_TZ
 from include.landing import Landing, LandingObject, LandingObjectChanged
 from include.ledger import ConservationError, Ledger, LoadOutcome
 
@@ -662,6 +664,8 @@ def load_source(
             report.add(_load_batch(conn, ledger, source, batch, landing))
             if source_name == "pos":
                 record_pos_gaps(conn, business_date)
+            elif source_name == "web":
+                record_hourly_gaps(conn, source, business_date)
             elif source.one_file_per_day:
                 record_daily_gaps(conn, source, business_date)
     log.info(report.summary())
@@ -764,6 +768,44 @@ def record_pos_gaps(conn, business_date: date) -> None:
                 and l.object like 'pos/' || g.business_date::text || '/' || g.expected || '\\_%%'
           )
         """
+    )
+
+
+def record_hourly_gaps(conn, source: Source, business_date: date) -> None:
+    """Record each missing hourly file of the Hong Kong day ``business_date``; resolve late ones.
+
+    The web tracker sends one file per UTC hour, possibly empty (SOURCES.md 2d):
+    the 24 hours of a Hong Kong day are 16:00 UTC the day before to 15:00 UTC.
+    A gap's ``expected`` is the file's name without its extension
+    (``web/2026-11-19/16``).
+    """
+    day_start = datetime.combine(business_date, time(), ZoneInfo(HK_TZ)).astimezone(UTC)
+    hours = [f"{source.prefix}{day_start + timedelta(hours=h):%Y-%m-%d/%H}" for h in range(24)]
+    conn.execute(
+        """
+        insert into ops.load_gaps (source, business_date, expected)
+        select %(source)s, %(d)s, hour.expected
+        from unnest(%(hours)s::text[]) as hour (expected)
+        where not exists (
+            select 1 from ops.load_ledger l
+            where l.source = %(source)s and l.status = 'loaded'
+              and l.object like hour.expected || '.%%'
+        )
+        on conflict do nothing
+        """,
+        {"source": source.name, "d": business_date, "hours": hours},
+    )
+    conn.execute(
+        """
+        update ops.load_gaps g set resolved_at = clock_timestamp()
+        where g.source = %s and g.resolved_at is null
+          and exists (
+              select 1 from ops.load_ledger l
+              where l.source = g.source and l.status = 'loaded'
+                and l.object like g.expected || '.%%'
+          )
+        """,
+        (source.name,),
     )
 
 

@@ -122,7 +122,7 @@ def analyze(warehouse_url: str, table: str) -> None:
         conn.execute(sql.SQL("analyze {}").format(sql.Identifier(*table.split("."))))
 
 
-def quality_gate(gate: str, day_end: datetime) -> str:
+def quality_gate(gate: str, day_end: datetime, run_id: str | None = None) -> str:
     from expectations.gate import run_gate
 
     cfg = settings()
@@ -131,6 +131,7 @@ def quality_gate(gate: str, day_end: datetime) -> str:
         warehouse_url=cfg.warehouse_url,
         gx_dir=cfg.gx_dir,
         business_date=business_date_of(day_end),
+        dag_run_id=run_id,
     )
     for warning in result.warning_failures:
         log.warning("quality warning: %s", warning)

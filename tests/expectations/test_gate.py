@@ -10,16 +10,35 @@ import psycopg
 import pytest
 
 from expectations.gate import GateFailed, GateResult, run_gate
+from include import cli
 from include.ledger import Ledger
 from include.warehouse import apply_schema
 
 BUSINESS_DATE = date(2026, 11, 20)
 
-MARTS_DDL = """
-create schema if not exists marts;
-create table marts.dim_customer (customer_key text);
-create table marts.fct_sales (sales_line_key text, channel text, customer_key text);
+FCT_SALES_DDL = """
+create table marts.fct_sales (sales_line_key text, channel text, customer_key text,
+    store_code text, business_date date, net_amount numeric(12, 2));
 """
+
+# The marts and what the marts gate reconciles them with (staging, the person map).
+MARTS_DDL = (
+    """
+create schema if not exists marts;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create table marts.dim_customer (customer_key text);
+create table staging.stg_pos__lines (load_id bigint, store_code text, sold_at timestamptz,
+    quantity integer, net_amount numeric(12, 2));
+create table staging.stg_shop__orders (order_id bigint, ordered_at timestamptz,
+    is_cancelled boolean);
+create table staging.stg_shop__order_items (order_id bigint, line_no integer, quantity integer,
+    unit_price numeric(12, 2), discount_amount numeric(12, 2));
+create table intermediate.int_identity__person_map (identity_id text, identity_type text,
+    customer_key text);
+"""
+    + FCT_SALES_DDL
+)
 
 # One row in every table a gate reads; a sale without a customer (walk-in) is fine.
 GOOD_DATA = """
@@ -29,8 +48,10 @@ insert into raw.shop_orders (order_id, updated_at, _load_id) values (1, now(), 1
 insert into raw.shop_order_items (order_id, line_no, _load_id) values (1, 1, 1);
 insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku, quantity,
     unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file, _line)
-    values ('R1', 'TST01', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 1, 1.00,
-    '2026-11-20', 'TST01', 1, 2, 'pos/2026-11-20/TST01_1.csv', 2);
+    values ('R1', 'TST01', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 1, 5.00,
+    '2026-11-20', 'TST01', 1, 2, 'pos/2026-11-20/TST01_1.csv', 2),
+    ('R2', 'TST01', '2026-11-20 11:00', 'SALE', 1, 'SKU1', 1, 3.00,
+    '2026-11-20', 'TST01', 1, 2, 'pos/2026-11-20/TST01_1.csv', 3);
 insert into raw.stores (store_code, _load_id, _file, _line) values ('TST01', 3, 'stores/stores.csv', 2);
 insert into raw.loyalty_members (card_no, updated_at, _load_id, _file, _line)
     values ('1234567890', now(), 4, 'loyalty/members.csv', 2);
@@ -43,7 +64,16 @@ insert into raw.privacy_requests (request_id, received_at, request_type, _load_i
 insert into ops.load_ledger (source, object, checksum, business_date, status)
     values ('pos', 'pos/2026-11-20/TST01_1.csv', 'abc', '2026-11-20', 'loaded');
 insert into marts.dim_customer values ('c1'), ('c2');
-insert into marts.fct_sales values ('s1', 'online', 'c1'), ('s2', 'store', 'c2'), ('s3', 'store', null);
+insert into staging.stg_pos__lines values (2, 'TST01', '2026-11-20 10:00+08', 1, 5.00),
+    (2, 'TST01', '2026-11-20 11:00+08', 1, 3.00);
+insert into staging.stg_shop__orders values (1, '2026-11-20 12:00+08', false),
+    (2, '2026-11-20 13:00+08', true);
+insert into staging.stg_shop__order_items values (1, 1, 2, 6.00, 2.00), (2, 1, 1, 99.00, 0);
+insert into intermediate.int_identity__person_map values ('shop:1', 'shop', 'c1'),
+    ('loyalty:1234567890', 'loyalty', 'c2');
+insert into marts.fct_sales values ('s1', 'online', 'c1', null, '2026-11-20', 10.00),
+    ('s2', 'store', 'c2', 'TST01', '2026-11-20', 5.00),
+    ('s3', 'store', null, 'TST01', '2026-11-20', 3.00);
 """
 
 
@@ -145,18 +175,42 @@ def test_empty_privacy_requests_is_only_a_warning(warehouse, tmp_path):
     ]
 
 
-def test_a_missing_expected_file_is_a_warning_for_its_day_only(warehouse, tmp_path):
+def test_a_missing_file_warns_while_it_may_come_then_fails_until_it_comes_or_is_resolved(
+    warehouse, tmp_path, monkeypatch
+):
+    """A store that stops sending: warnings for CRM_GAP_FAIL_DAYS (3) nights, then every
+    night fails until the file arrives or an operator resolves the gap."""
     execute(
         warehouse,
         "insert into ops.load_gaps (source, business_date, expected)"
-        " values ('pos', '2026-11-20', 'MK01'), ('pos', '2026-11-19', 'TST01')",
+        " values ('pos', '2026-11-20', 'MK01'), ('pos', '2026-11-18', 'MK01'),"
+        " ('web', '2026-11-25', 'web/2026-11-24/16')",  # after the night: never blocks it
     )
 
-    result = gate("raw", warehouse, tmp_path / "gx")
-
+    result = gate("raw", warehouse, tmp_path / "gx")  # Nov 20: both gaps within 3 days
     assert result.success
-    assert len(result.warning_failures) == 1
-    assert "ops.load_gaps" in result.warning_failures[0]
+    (warning,) = result.warning_failures
+    assert "ops.load_gaps" in warning and "observed 2" in warning
+
+    with pytest.raises(GateFailed) as failed:  # Nov 21: the Nov 18 file is 3 days late
+        gate("raw", warehouse, tmp_path / "gx", business_date=date(2026, 11, 21))
+    (critical,) = failed.value.result.critical_failures
+    assert "observed 1" in critical and "3 or more days late" in critical
+    assert "crm ledger resolve-gap" in critical
+
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse)
+    monkeypatch.setenv("SHOP_DB_URL", warehouse)
+    assert cli.main(["ledger", "gaps"]) == 0
+    assert cli.main(["ledger", "resolve-gap", "pos", "2026-11-18", "MK99", "--note", "x"]) == 2
+    note = "store closed for renovation that day"
+    assert cli.main(["ledger", "resolve-gap", "pos", "2026-11-18", "MK01", "--note", note]) == 0
+
+    result = gate("raw", warehouse, tmp_path / "gx", business_date=date(2026, 11, 21))
+    assert result.success and len(result.warning_failures) == 1  # Nov 20 is still missing
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute(
+            "select resolution from ops.load_gaps where business_date = '2026-11-18'"
+        ).fetchone() == (note,)
 
 
 def test_a_failed_load_blocks_every_later_night_until_loaded_again_or_resolved(warehouse, tmp_path):
@@ -236,11 +290,7 @@ def test_missing_mart_table_is_one_clear_critical_failure(warehouse, tmp_path):
     ]
     assert "Traceback" not in str(failed.value)
 
-    execute(
-        warehouse,
-        "create table marts.fct_sales (sales_line_key text, channel text, customer_key text);"
-        " insert into marts.fct_sales values ('s1', 'online', 'c1')",
-    )
+    execute(warehouse, FCT_SALES_DDL + GOOD_DATA.split(";")[-2] + ";")  # the fct_sales rows
     assert gate("marts", warehouse, gx_dir).success
 
 
@@ -300,7 +350,10 @@ def test_an_online_shop_only_passes_the_marts_gate_without_store_sales(
     warehouse, tmp_path, monkeypatch
 ):
     gx_dir = tmp_path / "gx"
-    execute(warehouse, "delete from marts.fct_sales where channel = 'store'")
+    execute(
+        warehouse,
+        "delete from marts.fct_sales where channel = 'store'; delete from staging.stg_pos__lines",
+    )
 
     monkeypatch.delenv("CRM_SOURCES", raising=False)  # POS declared: listed, not blocking
     result = gate("marts", warehouse, gx_dir)
@@ -315,9 +368,140 @@ def test_an_online_shop_only_passes_the_marts_gate_without_store_sales(
     assert result.warning_failures == []
 
     # no sales at all still stops publication
-    execute(warehouse, "delete from marts.fct_sales")
+    execute(warehouse, "delete from marts.fct_sales; delete from staging.stg_shop__order_items")
     with pytest.raises(GateFailed) as failed:
         gate("marts", warehouse, gx_dir)
     assert failed.value.result.critical_failures == [
         "marts.fct_sales: expect_table_row_count_to_be_between failed (observed 0)"
     ]
+
+
+def test_every_verdict_lands_in_quality_results_for_trends(warehouse, tmp_path):
+    gate("raw", warehouse, tmp_path / "gx")
+    execute(warehouse, "delete from raw.pos_lines")
+    with pytest.raises(GateFailed):
+        run_gate(
+            "raw",
+            warehouse_url=warehouse,
+            gx_dir=tmp_path / "gx",
+            business_date=date(2026, 11, 21),
+            dag_run_id="scheduled__2026-11-21",
+        )
+
+    with psycopg.connect(warehouse) as conn:
+        rows = conn.execute(
+            "select business_date, dag_run_id, table_name, severity, success, observed"
+            " from ops.quality_results where gate = 'raw' and expectation"
+            " = 'expect_table_row_count_to_be_between' and table_name = 'raw.pos_lines'"
+            " order by result_id"
+        ).fetchall()
+        per_run = conn.execute(
+            "select business_date, count(*), count(*) filter (where not success)"
+            " from ops.quality_results group by 1 order by 1"
+        ).fetchall()
+    assert rows == [
+        (BUSINESS_DATE, None, "raw.pos_lines", "critical", True, "2"),
+        (date(2026, 11, 21), "scheduled__2026-11-21", "raw.pos_lines", "critical", False, "0"),
+    ]
+    # every expectation of both runs, passed or not; the second run failed exactly one
+    (first_date, first_n, first_failed), (second_date, second_n, second_failed) = per_run
+    assert first_n == second_n and first_n >= 10
+    assert (first_failed, second_failed) == (0, 1)
+
+
+def test_a_missing_table_is_recorded_as_a_failed_critical_result(warehouse, tmp_path):
+    execute(warehouse, "drop table marts.fct_sales")
+    with pytest.raises(GateFailed):
+        gate("marts", warehouse, tmp_path / "gx")
+
+    with psycopg.connect(warehouse) as conn:
+        row = conn.execute(
+            "select severity, success, detail from ops.quality_results"
+            " where table_name = 'marts.fct_sales'"
+        ).fetchone()
+    assert row[:2] == ("critical", False)
+    assert "does not exist" in row[2]
+
+
+def _ledger_days(url: str, source: str, rows: dict[str, tuple[int, int]]) -> None:
+    """One loaded file per date: {date: (rows_read, rows_quarantined)}."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for day, (read, quarantined) in rows.items():
+            conn.execute(
+                "insert into ops.load_ledger (source, object, checksum, business_date, rows_read,"
+                " rows_loaded, rows_quarantined, status) values (%s, %s, %s, %s, %s, %s, %s, 'loaded')",
+                (source, f"{source}/{day}.csv", day, day, read, read - quarantined, quarantined),
+            )
+
+
+def test_a_collapsed_volume_warns_and_a_high_quarantine_rate_stops_the_night(warehouse, tmp_path):
+    usual = {f"2026-11-{d:02d}": (1000, 0) for d in range(6, 20)}  # 14 usual days
+    _ledger_days(warehouse, "complaints", usual | {"2026-11-20": (40, 0)})  # a feed half stopped
+    _ledger_days(warehouse, "loyalty", usual | {"2026-11-20": (1000, 3)})  # 0.3%: a warning
+
+    result = gate("raw", warehouse, tmp_path / "gx")
+    assert result.success
+    volume, quarantine = (w for w in result.warning_failures if "ops.load_ledger" in w)
+    assert "observed 1" in volume and "median" in volume
+    assert "observed 1" in quarantine and "quarantined" in quarantine
+
+    _ledger_days(warehouse, "web", {"2026-11-20": (200, 30)})  # 15% of the night's rows
+    with pytest.raises(GateFailed) as failed:
+        gate("raw", warehouse, tmp_path / "gx")
+    (critical,) = failed.value.result.critical_failures
+    assert "more than 5% of tonight's rows" in critical and "observed 1" in critical
+
+
+@pytest.mark.parametrize(
+    ("damage", "table", "what"),
+    [
+        # a join that dropped a store line: the day's lines and money differ from staging
+        ("delete from marts.fct_sales where sales_line_key = 's3'", "marts.fct_sales", "net sales"),
+        # a cancelled order's line counted as a sale
+        (
+            "insert into marts.fct_sales values ('s9', 'online', 'c1', null, '2026-11-20', 99.00)",
+            "marts.fct_sales",
+            "net sales",
+        ),
+        # staging lost one raw row of a POS file it keeps
+        (
+            "delete from staging.stg_pos__lines where sold_at = '2026-11-20 11:00+08';"
+            " delete from marts.fct_sales where sales_line_key = 's3'",
+            "staging.stg_pos__lines",
+            "raw lines",
+        ),
+        # one person holding four loyalty cards
+        (
+            "insert into intermediate.int_identity__person_map values"
+            " ('loyalty:1', 'loyalty', 'c2'), ('loyalty:2', 'loyalty', 'c2'),"
+            " ('loyalty:3', 'loyalty', 'c2')",
+            "intermediate.int_identity__person_map",
+            "more than 3",
+        ),
+    ],
+    ids=["line-dropped", "cancelled-counted", "staging-lost-a-row", "over-merged-person"],
+)
+def test_the_marts_gate_reconciles_and_stops_publication(warehouse, tmp_path, damage, table, what):
+    execute(warehouse, damage)
+
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx")
+
+    (critical,) = failed.value.result.critical_failures
+    assert critical.startswith(f"{table}: unexpected_rows_expectation failed (observed 1)")
+    assert what in critical
+
+
+def test_a_line_dated_after_the_night_is_not_reconciled_by_it(warehouse, tmp_path):
+    """A backfill of an older night judges the sales up to its date only."""
+    execute(
+        warehouse,
+        "insert into staging.stg_pos__lines values (8, 'TST01', '2026-11-21 10:00+08', 1, 7.00);"
+        " insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku,"
+        " quantity, unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file,"
+        " _line) values ('R3', 'TST01', '2026-11-21 10:00', 'SALE', 1, 'SKU1', 1, 7.00,"
+        " '2026-11-21', 'TST01', 1, 8, 'pos/2026-11-21/TST01_1.csv', 2)",
+    )
+    assert gate("marts", warehouse, tmp_path / "gx").success
+    with pytest.raises(GateFailed):
+        gate("marts", warehouse, tmp_path / "gx", business_date=date(2026, 11, 21))

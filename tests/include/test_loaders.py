@@ -455,3 +455,29 @@ def test_a_daily_file_that_did_not_come_is_a_recorded_gap_until_it_or_its_correc
         ("loyalty", "2026-11-22", True),
         ("privacy", "2026-11-21", True),
     ]
+
+
+def test_a_web_hour_without_its_file_is_a_recorded_gap_until_it_arrives(wh, tmp_path):
+    """The tracker sends one file per UTC hour, empty when nobody visited: the Hong Kong
+    day 2026-11-20 is the hours 2026-11-19 16:00 to 2026-11-20 15:00 UTC."""
+    landing = LocalLanding(tmp_path)
+    hours = [f"2026-11-19/{h:02d}" for h in range(16, 24)] + [
+        f"2026-11-20/{h:02d}" for h in range(16)
+    ]
+    for hour in hours:
+        if hour != "2026-11-20/03":  # the tracker missed one hour
+            write(tmp_path, f"web/{hour}.jsonl.gz", gzip.compress(b""))
+    write(tmp_path, "web/2026-11-20/16.jsonl.gz", gzip.compress(b""))  # the next HK day
+    load_source("web", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+    gaps = "select business_date::text, expected, resolved_at is null from ops.load_gaps"
+    assert counts(wh, gaps) == [("2026-11-20", "web/2026-11-20/03", True)]
+
+    write(tmp_path, "web/2026-11-20/03.jsonl.gz", gzip.compress(b""))  # arrives late
+    load_source("web", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21))
+    assert counts(wh, gaps + " where business_date = '2026-11-20'") == [
+        ("2026-11-20", "web/2026-11-20/03", False)
+    ]
+    # the night of Nov 21 has only its first hour (16:00 UTC on Nov 20) so far
+    assert (
+        len(counts(wh, gaps + " where business_date = '2026-11-21' and resolved_at is null")) == 23
+    )
