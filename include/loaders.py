@@ -662,12 +662,7 @@ def load_source(
                     report.add(_load_batch(conn, ledger, source, batch, landing))
                     batch, batch_bytes = [], 0
             report.add(_load_batch(conn, ledger, source, batch, landing))
-            if source_name == "pos":
-                record_pos_gaps(conn, business_date)
-            elif source_name == "web":
-                record_hourly_gaps(conn, source, business_date)
-            elif source.one_file_per_day:
-                record_daily_gaps(conn, source, business_date)
+            record_gaps(conn, source, business_date)
     log.info(report.summary())
     if report.failed:
         raise FileRejected(
@@ -734,116 +729,62 @@ def _unresolved(
     )
 
 
-def record_pos_gaps(conn, business_date: date) -> None:
-    """Record stores open on ``business_date`` without a POS export, resolve late arrivals.
+def record_gaps(conn, source: Source, business_date: date) -> None:
+    """Record each file the source's schedule promised for ``business_date`` that has not
+    come, and resolve the gaps of earlier days whose file has come since.
 
-    Open stores come from the latest store master load. A gap is a row in
-    ``ops.load_gaps`` that the raw quality gate reports; it is resolved (not
-    deleted) when the file is loaded by a later run.
+    A gap is a row in ``ops.load_gaps`` that the raw quality gate reports; it is
+    resolved (not deleted) when a later run loads the file. What a source promises,
+    and what counts as its file having come (a loaded ledger row ``l`` matching gap
+    ``g``):
+
+    - POS: one export per store open that day by the latest store master
+      (``expected`` = the store code; any seq of that store and day).
+    - web: one file per UTC hour of the Hong Kong day, 16:00 UTC the day before to
+      15:00 UTC, possibly empty (SOURCES.md 2d; ``expected`` = ``web/<date>/<HH>``).
+    - loyalty, complaints, privacy: one file a day, possibly empty; the plain name
+      or a correction of that day.
     """
-    conn.execute(
-        """
-        insert into ops.load_gaps (source, business_date, expected)
-        select 'pos', %(d)s, s.store_code
-        from raw.stores s
-        where s._load_id = (select max(_load_id) from raw.stores)
-          and (s.opened_on is null or s.opened_on <= %(d)s)
-          and (s.closed_on is null or s.closed_on >= %(d)s)
-          and not exists (
-              select 1 from ops.load_ledger l
-              where l.source = 'pos' and l.status = 'loaded'
-                and l.object like 'pos/' || %(d)s::text || '/' || s.store_code || '\\_%%'
-          )
-        on conflict do nothing
-        """,
-        {"d": business_date},
+    if source.name == "pos":
+        expected = [
+            code
+            for (code,) in conn.execute(
+                "select s.store_code from raw.stores s"
+                " where s._load_id = (select max(_load_id) from raw.stores)"
+                " and (s.opened_on is null or s.opened_on <= %(d)s)"
+                " and (s.closed_on is null or s.closed_on >= %(d)s)",
+                {"d": business_date},
+            )
+        ]
+        came = "l.object like 'pos/' || g.business_date::text || '/' || g.expected || '\\_%%'"
+    elif source.name == "web":
+        day_start = datetime.combine(business_date, time(), ZoneInfo(HK_TZ)).astimezone(UTC)
+        expected = [
+            f"{source.prefix}{day_start + timedelta(hours=h):%Y-%m-%d/%H}" for h in range(24)
+        ]
+        came = "l.object like g.expected || '.%%'"
+    elif source.one_file_per_day:
+        expected = [f"{source.prefix}{business_date.isoformat()} (one file a day)"]
+        came = "l.business_date = g.business_date"
+    else:
+        return  # the store master: replaced whole when it changes, on no schedule
+    arrived = (
+        "exists (select 1 from ops.load_ledger l"
+        f" where l.source = g.source and l.status = 'loaded' and {came})"
     )
     conn.execute(
-        """
-        update ops.load_gaps g set resolved_at = clock_timestamp()
-        where g.source = 'pos' and g.resolved_at is null
-          and exists (
-              select 1 from ops.load_ledger l
-              where l.source = 'pos' and l.status = 'loaded'
-                and l.object like 'pos/' || g.business_date::text || '/' || g.expected || '\\_%%'
-          )
-        """
-    )
-
-
-def record_hourly_gaps(conn, source: Source, business_date: date) -> None:
-    """Record each missing hourly file of the Hong Kong day ``business_date``; resolve late ones.
-
-    The web tracker sends one file per UTC hour, possibly empty (SOURCES.md 2d):
-    the 24 hours of a Hong Kong day are 16:00 UTC the day before to 15:00 UTC.
-    A gap's ``expected`` is the file's name without its extension
-    (``web/2026-11-19/16``).
-    """
-    day_start = datetime.combine(business_date, time(), ZoneInfo(HK_TZ)).astimezone(UTC)
-    hours = [f"{source.prefix}{day_start + timedelta(hours=h):%Y-%m-%d/%H}" for h in range(24)]
-    conn.execute(
-        """
-        insert into ops.load_gaps (source, business_date, expected)
-        select %(source)s, %(d)s, hour.expected
-        from unnest(%(hours)s::text[]) as hour (expected)
-        where not exists (
-            select 1 from ops.load_ledger l
-            where l.source = %(source)s and l.status = 'loaded'
-              and l.object like hour.expected || '.%%'
-        )
-        on conflict do nothing
-        """,
-        {"source": source.name, "d": business_date, "hours": hours},
+        "insert into ops.load_gaps (source, business_date, expected)"
+        " select g.source, g.business_date, g.expected"
+        " from (select %(source)s::text as source, %(d)s::date as business_date, e as expected"
+        " from unnest(%(expected)s::text[]) as e) as g"
+        f" where not {arrived}"
+        " on conflict do nothing",
+        {"source": source.name, "d": business_date, "expected": expected},
     )
     conn.execute(
-        """
-        update ops.load_gaps g set resolved_at = clock_timestamp()
-        where g.source = %s and g.resolved_at is null
-          and exists (
-              select 1 from ops.load_ledger l
-              where l.source = g.source and l.status = 'loaded'
-                and l.object like g.expected || '.%%'
-          )
-        """,
-        (source.name,),
-    )
-
-
-def record_daily_gaps(conn, source: Source, business_date: date) -> None:
-    """Record a missing file of a source that sends one per day; resolve late arrivals.
-
-    The expected file of ``business_date`` is any export of that date (the plain
-    name or a correction); an empty file counts as sent. Like a store's missing POS
-    export, the gap is a row in ``ops.load_gaps`` that the raw gate reports, resolved
-    (not deleted) when a later run loads the file.
-    """
-    conn.execute(
-        """
-        insert into ops.load_gaps (source, business_date, expected)
-        select %(source)s, %(d)s, %(expected)s
-        where not exists (
-            select 1 from ops.load_ledger l
-            where l.source = %(source)s and l.status = 'loaded' and l.business_date = %(d)s
-        )
-        on conflict do nothing
-        """,
-        {
-            "source": source.name,
-            "d": business_date,
-            "expected": f"{source.prefix}{business_date.isoformat()} (one file a day)",
-        },
-    )
-    conn.execute(
-        """
-        update ops.load_gaps g set resolved_at = clock_timestamp()
-        where g.source = %s and g.resolved_at is null
-          and exists (
-              select 1 from ops.load_ledger l
-              where l.source = g.source and l.status = 'loaded'
-                and l.business_date = g.business_date
-          )
-        """,
-        (source.name,),
+        "update ops.load_gaps g set resolved_at = clock_timestamp()"
+        f" where g.source = %(source)s and g.resolved_at is null and {arrived}",
+        {"source": source.name},
     )
 
 

@@ -1,10 +1,4 @@
-{#-
-    A table, not a view like the rest of staging: the copy ranking below is a
-    window over the whole history, which no filter of a reader can pass
-    through, so each incremental model and test reading a view would rank
-    every row again. Built once a night, indexed by load for the incremental
-    models that pick tonight's loads.
--#}
+-- A table, not a view: its ranking spans the whole history (DECISIONLOG "Staging rules").
 {{ config(materialized='table', indexes=[{'columns': ['load_id']}]) }}
 with
 
