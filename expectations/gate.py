@@ -185,7 +185,7 @@ def run_gate(
             context.build_data_docs(site_names=[DOCS_SITE])
         docs_index = _docs_index(context, gx_dir)
 
-    critical = [o.detail for o in outcomes if not o.success and o.severity != WARNING]
+    critical = [o.detail for o in outcomes if not o.success and o.severity == CRITICAL]
     warnings = [o.detail for o in outcomes if not o.success and o.severity == WARNING]
     _record(warehouse_url, gate, business_date, dag_run_id, outcomes, docs_index)
     result = GateResult(

@@ -170,13 +170,9 @@ def load_gaps_suite(business_date: date | None) -> list[gxe.Expectation]:
         overdue = f" and gaps.business_date <= current_date - {fail_days}"
         which = "any business date"
     else:
-        recent = (
-            f" and gaps.business_date = date '{business_date.isoformat()}'"
-            if fail_days == 1
-            else f" and gaps.business_date between date '{business_date.isoformat()}' - {fail_days - 1}"
-            f" and date '{business_date.isoformat()}'"
-        )
-        overdue = f" and gaps.business_date <= date '{business_date.isoformat()}' - {fail_days}"
+        day = f"date '{business_date.isoformat()}'"
+        recent = f" and gaps.business_date between {day} - {fail_days - 1} and {day}"
+        overdue = f" and gaps.business_date <= {day} - {fail_days}"
         which = f"business dates up to {business_date.isoformat()}"
     query = (
         "select gaps.source, gaps.business_date, gaps.expected, gaps.detected_at"
