@@ -54,8 +54,9 @@ everything simulated so far; same seed and days, same bytes):
     lapsing; a lapsed person still browses, at 30% of it.
   - ``is_churned`` (``true``/``false``) and ``churned_on``: the person has lapsed by the last
     simulated day, and their lapse day, the HK date from which the generator makes them buy
-    nothing (empty if they have not lapsed so far). The generator gives 35% of people a lapse
-    day, uniform over the 240 days from the world's first day; from that day on the person
+    nothing (empty if they have not lapsed so far). People lapse at a constant hazard, so that
+    35% of them lapse within any year (``LAPSE_SHARE_PER_YEAR``), at any time of the world's
+    life, as a real customer base loses some customers every month; from that day on the person
     never orders online or visits a store again (visits planned before it are dropped), but
     may still return earlier purchases (``RETURN`` lines carrying their card) and browse. A
     ``churned_on`` equal to the world's first day means no purchase in the simulation at all.

@@ -36,7 +36,9 @@ TRACKER_UPGRADE_OFFSET = 30  # from this day on, web events carry an extra `cons
 NEW_STORE_OFFSET = 30  # the last store opens on this day (worlds with >= 5 stores)
 CLOSING_STORE, CLOSING_OFFSET = 4, 75  # store index 4 closes on this day (worlds with >= 8 stores)
 DEFECT_PERIOD, DEFECT_START, DEFECT_DAYS = 91, 18, 14  # one defective batch per quarter
-LAPSE_SHARE, LAPSE_WITHIN = 0.35, 240  # share of people who lapse, on a day offset in [0, 240)
+# Each person lapses at a constant hazard: this share of people lapse within a year, at any
+# time of the world's life, as a real customer base loses customers every month.
+LAPSE_SHARE_PER_YEAR = 0.35
 BROWSE_AFTER_LAPSE = 0.3  # a lapsed person still browses, at this fraction of their rate
 ROPO_VISIT = 0.3  # chance that a store shopper's browsing session leads to a store visit
 CHANNEL_NAMES = ["online", "store", "both", "browser"]
@@ -346,7 +348,8 @@ def _build_people(rng: np.random.Generator, first_day: date, n: int, stores: lis
     rate_browse = np.where(web_user, np.where(channel == STORE, 1 / 30, 1 / 12), 0.0) * rng.gamma(
         1.5, 1 / 1.5, n
     )
-    lapse = np.where(rng.random(n) < LAPSE_SHARE, rng.integers(0, LAPSE_WITHIN, n), NEVER)
+    hazard = -np.log1p(-LAPSE_SHARE_PER_YEAR) / 365  # per day
+    lapse = np.minimum(np.floor(rng.exponential(1 / hazard, n)), NEVER).astype(np.int64)
 
     archetype = _pick(rng, ref.ARCHETYPES, [w for _, w, _ in ref.ARCHETYPES], n)
     base = np.array([a for _, _, a in ref.ARCHETYPES])[archetype]

@@ -264,6 +264,27 @@ def test_fit_forecaster_learns_what_the_features_say_and_is_reproducible():
     assert predicted["expected_purchases"].sum() == pytest.approx(new["purchases"].sum(), rel=0.05)
 
 
+def test_a_value_correction_that_does_not_help_is_left_out():
+    """Spend per purchase day is Gamma-Gamma's expectation plus noise the inputs do not
+    explain: the correction cannot beat v = 1 on held-out customers, so spend is the
+    expected purchases x gg_avg_spend, and the model says so. Where the inputs do explain
+    it (the test above: 100 against Gamma-Gamma's 80) the correction is kept."""
+    rows = _frames(4000, seed=3)
+    rng = np.random.default_rng(4)
+    rows["spend"] = rows["purchases"] * 80.0 * rng.gamma(4.0, 1 / 4.0, len(rows))
+    model = cf.fit_forecaster(rows, btyd_fit=cf.BtydFit(None, None, None, 0.0), horizon_days=28)
+    assert model.value_model is None and model.record()["value_correction"] is False
+    assert any("Gamma-Gamma's" in note for note in model.notes), model.notes
+    predicted = model.predict(_frames(500, seed=5))
+    expected = predicted["expected_purchases"] * 80.0 * model.return_factor
+    np.testing.assert_allclose(predicted["expected_spend"], expected)
+
+    kept = cf.fit_forecaster(
+        _frames(4000, seed=1), btyd_fit=cf.BtydFit(None, None, None, 0.0), horizon_days=28
+    )
+    assert kept.value_model is not None and kept.record()["value_correction"] is True
+
+
 def test_too_few_rows_fall_back_to_btyd():
     rows = _frames(cf.MIN_TRAINING_ROWS - 1, seed=1)
     model = cf.fit_forecaster(rows, btyd_fit=cf.BtydFit(None, None, None, 0.0), horizon_days=28)
