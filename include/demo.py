@@ -196,14 +196,17 @@ VALIDATIONS = (
         " max(value) filter (where metric = 'brier') from latest"
         " where bucket = '' group by method order by method <> 'model', method",
     ),
-    (
-        "Customer forecast, 13-week holdout (purchases): RMSE / correlation / total error %",
-        "customer_forecast",
-        "select method, max(value) filter (where metric = 'rmse'),"
-        " max(value) filter (where metric = 'correlation'),"
-        " max(value) filter (where metric = 'total_error_pct') from latest"
-        " where bucket = '' and target = 'purchases' group by method"
-        " order by method <> 'ml', method",
+    *(
+        (
+            f"Customer forecast, 13-week holdout ({label}): RMSE / correlation / total error %",
+            "customer_forecast",
+            "select method, max(value) filter (where metric = 'rmse'),"
+            " max(value) filter (where metric = 'correlation'),"
+            " max(value) filter (where metric = 'total_error_pct') from latest"
+            f" where bucket = '' and target = '{target}' group by method"
+            " order by method <> 'ml', method",
+        )
+        for target, label in (("purchases", "purchases"), ("spend", "spend, HKD"))
     ),
     (
         "Sales forecast, 6 rolling 28-day backtests: MASE model / seasonal naive",
