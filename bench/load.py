@@ -48,21 +48,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from include import contract
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1 << 20
 
-POS_COLS = [
-    "receipt_no", "store_code", "txn_ts", "txn_type", "line_no", "sku", "quantity", "unit_price",
-    "discount", "payment_method", "loyalty_card_no", "staff_id",
-]  # fmt: skip
-POS_LINEAGE = ["_business_date", "_file_store_code", "_file_seq", "_load_id", "_file", "_line"]
-WEB_COLS = [
-    "event_id", "event_ts", "event_type", "anonymous_id", "customer_id", "session_id", "page_url",
-    "referrer", "sku", "search_query", "order_id", "utm_source", "utm_medium", "utm_campaign",
-    "device_type", "ip", "user_agent",
-]  # fmt: skip
-WEB_LINEAGE = ["_load_id", "_file", "_line"]
-TABLE = {"pos": "raw.pos_lines", "web": "raw.web_events"}
+# The two sources' raw columns, as contract/sources.yml states them.
+_POS, _WEB = contract.sources()["pos"], contract.sources()["web"]
+_LINEAGE = [c["name"] for c in contract.lineage()]
+POS_COLS = [f.name for f in _POS.fields]
+POS_LINEAGE = [c.name for c in _POS.name_columns] + _LINEAGE
+WEB_COLS = [f.name for f in _WEB.fields]
+WEB_LINEAGE = _LINEAGE
+TABLE = {"pos": _POS.raw_table, "web": _WEB.raw_table}
 LINE_SEQ = "public.bench_line_seq"  # the bare COPY methods' record counter (see _defaults_sql)
 
 # Store codes and till habits as the simulator has them (include/simulator/reference.py):

@@ -172,6 +172,34 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contract(args: argparse.Namespace) -> int:
+    from include import contract
+
+    if args.action == "write":
+        changed = contract.write()
+        for path in changed:
+            print(f"wrote {path.relative_to(contract.PROJECT)}")
+        if not changed:
+            print("every generated file already agrees with contract/sources.yml")
+        return 0
+    stale = [
+        path.relative_to(contract.PROJECT)
+        for path, text in contract.generated_files().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+    for path in stale:
+        print(f"{path} disagrees with contract/sources.yml: run 'crm contract write'")
+    import psycopg
+
+    with psycopg.connect(settings().warehouse_url) as conn:
+        problems = contract.raw_table_drift(conn)
+    for problem in problems:
+        print(f"warehouse: {problem} (run 'crm warehouse start' to migrate)")
+    if not stale and not problems:
+        print(f"contract version {contract.version()}: generated files and raw tables agree")
+    return 1 if stale or problems else 0
+
+
 def _ledger(args: argparse.Namespace) -> int:
     import psycopg
 
@@ -359,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--note", required=True, help="how it was resolved (kept in ops.load_gaps)"
     )
     ledger.set_defaults(func=_ledger)
+
+    contract_cmd = sub.add_parser(
+        "contract",
+        help="the landing-source contract (contract/sources.yml) and the files made from it",
+    )
+    contract_sub = contract_cmd.add_subparsers(dest="action", required=True)
+    contract_sub.add_parser(
+        "write", help="rewrite the dbt source YAML and docs/sources.md from the contract"
+    )
+    contract_sub.add_parser(
+        "check", help="exit 1 if a generated file or the warehouse's raw tables disagree"
+    )
+    contract_cmd.set_defaults(func=_contract)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
     env.set_defaults(func=_env)

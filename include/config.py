@@ -63,7 +63,8 @@ def redact(url: str) -> str:
 
 
 SOURCES = ("shop", "pos", "stores", "loyalty", "web", "complaints", "privacy")
-"""The source systems of the contract (/work/shared/SOURCES.md), in pipeline order."""
+"""The source systems, in pipeline order: the shop database and the landing sources of
+contract/sources.yml (tests/include/test_contract.py keeps the two lists equal)."""
 
 SALES_SOURCES = ("shop", "pos")
 """Sources that bring sales: a retailer declares at least one."""

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
+from include import contract
 from include.config import CrmError, redact
 from include.ledger import Ledger, LoadOutcome
 
@@ -38,37 +39,25 @@ class ShopTable:
     select: str  # reads the rows of the window (%(lo)s, %(hi)s)
 
 
-def _simple(name: str, columns: str, cursor_column: str = "updated_at") -> ShopTable:
-    return ShopTable(
-        name,
-        columns,
-        cursor_column,
-        f"select {columns} from public.{name} where {cursor_column} > %(lo)s and {cursor_column} <= %(hi)s",
+def _table(spec: contract.ShopTable) -> ShopTable:
+    columns = ", ".join(c.name for c in spec.columns)
+    if "." in spec.window:  # a parent's column: order items by their order's updated_at
+        parent, column = spec.window.split(".")
+        keys = ", ".join(f"c.{c.name}" for c in spec.columns)
+        select = (
+            f"select {keys} from public.{spec.name} c join public.{parent} p using (order_id)"
+            f" where p.{column} > %(lo)s and p.{column} <= %(hi)s"
+        )
+        return ShopTable(spec.name, columns, column, select)
+    select = (
+        f"select {columns} from public.{spec.name}"
+        f" where {spec.window} > %(lo)s and {spec.window} <= %(hi)s"
     )
+    return ShopTable(spec.name, columns, spec.window, select)
 
 
-TABLES = (
-    _simple(
-        "customers",
-        "customer_id, email, phone, full_name, date_of_birth, district, marketing_opt_in,"
-        " created_at, updated_at, deleted_at",
-    ),
-    _simple("products", "sku, name, category, subcategory, brand, unit_price, active, updated_at"),
-    _simple(
-        "orders",
-        "order_id, customer_id, order_ts, status, payment_method, delivery_district, shipping_fee,"
-        " discount, currency, updated_at",
-    ),
-    ShopTable(
-        "order_items",
-        "order_id, line_no, sku, quantity, unit_price, line_discount",
-        "updated_at",
-        "select i.order_id, i.line_no, i.sku, i.quantity, i.unit_price, i.line_discount"
-        " from public.order_items i join public.orders o using (order_id)"
-        " where o.updated_at > %(lo)s and o.updated_at <= %(hi)s",
-    ),
-    _simple("order_status_history", "order_id, status, changed_at", "changed_at"),
-)
+#: The shop tables and columns the extract reads: contract/sources.yml ``shop``.
+TABLES = tuple(_table(spec) for spec in contract.shop_tables().values())
 
 
 class ShopSchemaMissing(CrmError):
@@ -110,7 +99,7 @@ def check_shop_schema(shop: psycopg.Connection, shop_url: str) -> None:
         parts.append(f"no column(s) {', '.join(missing_columns)}")
     raise ShopSchemaMissing(
         f"The shop database {redact(shop_url)} has {' and '.join(parts)} (or this user cannot "
-        f"read them), which the shop extract reads (SOURCES.md, section 1): nothing was "
+        f"read them), which the shop extract reads (contract/sources.yml, shop): nothing was "
         f"extracted; if this retailer has no online shop, leave shop out of CRM_SOURCES."
     )
 

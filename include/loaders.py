@@ -47,6 +47,7 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
 
+from include import contract
 from include.config import HK_TZ
 from include.landing import Landing, LandingObject, LandingObjectChanged
 from include.ledger import ConservationError, Ledger, LoadOutcome
@@ -209,15 +210,24 @@ UTC_TS = FieldType(
 UUID = FieldType("UUID", _UUID, lambda v: str(uuid.UUID(v)), "{v}::uuid")
 YES_NO = FieldType("Y or N", "[YN]", lambda v: v == "Y", "{v} = 'Y'")
 
-# The names the source definitions below use.
-_text, _int, _bigint, _money, _date = TEXT, INT, BIGINT, MONEY, CALENDAR_DATE
-_local_ts, _utc_ts, _uuid, _yn = LOCAL_TS, UTC_TS, UUID, YES_NO
+#: The contract's field types (contract/sources.yml ``type``), one parser and SQL check each.
+FIELD_TYPES: dict[str, FieldType] = {
+    "text": TEXT,
+    "int": INT,
+    "bigint": BIGINT,
+    "money": MONEY,
+    "date": CALENDAR_DATE,
+    "local_ts": LOCAL_TS,
+    "utc_ts": UTC_TS,
+    "uuid": UUID,
+    "yes_no": YES_NO,
+}
 
 
 @dataclass(frozen=True)
 class Column:
     name: str  # column in the raw table
-    parse: Callable[[str], Any] = _text
+    parse: Callable[[str], Any] = TEXT
     required: bool = False  # a row without a value is quarantined
     source: str | None = None  # field name in the file, if different ("customer.email")
 
@@ -273,146 +283,35 @@ class BadName(ValueError):
     """A landing file whose name the contract does not allow."""
 
 
-DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
-#: A daily source's re-export of a day: ``<date>_<seq>`` (the plain name is seq 1).
-CORRECTION = r"(?:_(?P<seq>\d+))?"
+def _name_columns(columns: tuple[contract.NameColumn, ...]) -> Callable[[re.Match], dict]:
+    def read(match: re.Match) -> dict[str, Any]:
+        return {c.name: FIELD_TYPES[c.type](match[c.group]) for c in columns}
 
+    return read
+
+
+def _from_contract(spec: contract.SourceContract) -> Source:
+    return Source(
+        name=spec.name,
+        prefix=spec.prefix,
+        table=spec.raw_table,
+        fmt=spec.format,
+        key_pattern=spec.name_pattern,
+        path_columns=_name_columns(spec.name_columns),
+        keep_extra=spec.keep_extra,
+        replaced_whole=spec.replaced_whole,
+        dated_folders=spec.dated_folders,
+        path_date_group=spec.business_date_group,
+        columns=tuple(
+            Column(f.name, FIELD_TYPES[f.type], f.required, None if f.path == f.name else f.path)
+            for f in spec.fields
+        ),
+    )
+
+
+#: The landing sources, as contract/sources.yml states them (include/contract.py).
 SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in [
-        Source(
-            name="pos",
-            prefix="pos/",
-            table="raw.pos_lines",
-            fmt="csv",
-            key_pattern=re.compile(rf"^pos/{DATE}/(?P<store>[A-Z0-9]+)_(?P<seq>\d+)\.csv(\.gz)?$"),
-            dated_folders=True,
-            path_columns=lambda m: {
-                "_business_date": date.fromisoformat(m["date"]),
-                "_file_store_code": m["store"],
-                "_file_seq": int(m["seq"]),
-            },
-            columns=(
-                Column("receipt_no", required=True),
-                Column("store_code", required=True),
-                Column("txn_ts", _local_ts, required=True),
-                Column("txn_type", required=True),
-                Column("line_no", _int, required=True),
-                Column("sku", required=True),
-                Column("quantity", _int, required=True),
-                Column("unit_price", _money, required=True),
-                Column("discount", _money),
-                Column("payment_method"),
-                Column("loyalty_card_no"),
-                Column("staff_id"),
-            ),
-        ),
-        Source(
-            name="stores",
-            prefix="reference/",
-            table="raw.stores",
-            fmt="csv",
-            key_pattern=re.compile(r"^reference/stores\.csv$"),
-            replaced_whole=True,
-            path_date_group=None,
-            columns=(
-                Column("store_code", required=True),
-                Column("store_name"),
-                Column("district"),
-                Column("region"),
-                Column("opened_on", _date),
-                Column("closed_on", _date),
-            ),
-        ),
-        Source(
-            name="loyalty",
-            prefix="loyalty/",
-            table="raw.loyalty_members",
-            fmt="csv",
-            key_pattern=re.compile(rf"^loyalty/{DATE}{CORRECTION}\.csv$"),
-            columns=(
-                Column("card_no", required=True),
-                Column("full_name"),
-                Column("phone"),
-                Column("email"),
-                Column("district"),
-                Column("tier"),
-                Column("joined_on", _date),
-                Column("marketing_opt_in", _yn),
-                Column("updated_at", _local_ts, required=True),
-            ),
-        ),
-        Source(
-            name="web",
-            prefix="web/",
-            table="raw.web_events",
-            fmt="jsonl",
-            keep_extra=True,
-            key_pattern=re.compile(rf"^web/{DATE}/(?P<hour>\d{{2}})\.jsonl\.gz$"),
-            dated_folders=True,
-            columns=(
-                Column("event_id", _uuid, required=True),
-                Column("event_ts", _utc_ts, required=True),
-                Column("event_type", required=True),
-                Column("anonymous_id"),
-                Column("customer_id", _bigint),
-                Column("session_id"),
-                Column("page_url"),
-                Column("referrer"),
-                Column("sku"),
-                Column("search_query"),
-                Column("order_id", _bigint),
-                Column("utm_source"),
-                Column("utm_medium"),
-                Column("utm_campaign"),
-                Column("device_type"),
-                Column("ip"),
-                Column("user_agent"),
-            ),
-        ),
-        Source(
-            name="complaints",
-            prefix="complaints/",
-            table="raw.complaint_tickets",
-            fmt="jsonl",
-            keep_extra=True,
-            key_pattern=re.compile(rf"^complaints/{DATE}{CORRECTION}\.jsonl$"),
-            columns=(
-                Column("ticket_id", required=True),
-                Column("created_at", _utc_ts, required=True),
-                Column("updated_at", _utc_ts, required=True),
-                Column("channel"),
-                Column("customer_email", source="customer.email"),
-                Column("customer_phone", source="customer.phone"),
-                Column("customer_name", source="customer.name"),
-                Column("customer_loyalty_card_no", source="customer.loyalty_card_no"),
-                Column("order_ref"),
-                Column("category"),
-                Column("severity"),
-                Column("status", required=True),
-                Column("first_response_at", _utc_ts),
-                Column("resolved_at", _utc_ts),
-                Column("satisfaction_score", _int),
-                Column("assigned_team"),
-                Column("description"),
-            ),
-        ),
-        Source(
-            name="privacy",
-            prefix="privacy/",
-            table="raw.privacy_requests",
-            fmt="csv",
-            key_pattern=re.compile(rf"^privacy/{DATE}{CORRECTION}\.csv$"),
-            columns=(
-                Column("request_id", required=True),
-                Column("received_at", _utc_ts, required=True),
-                Column("request_type", required=True),
-                Column("email"),
-                Column("phone"),
-                Column("loyalty_card_no"),
-            ),
-        ),
-    ]
+    name: _from_contract(spec) for name, spec in contract.sources().items()
 }
 
 
@@ -741,7 +640,7 @@ def record_gaps(conn, source: Source, business_date: date) -> None:
     - POS: one export per store open that day by the latest store master
       (``expected`` = the store code; any seq of that store and day).
     - web: one file per UTC hour of the Hong Kong day, 16:00 UTC the day before to
-      15:00 UTC, possibly empty (SOURCES.md 2d; ``expected`` = ``web/<date>/<HH>``).
+      15:00 UTC, possibly empty (docs/sources.md, web; ``expected`` = ``web/<date>/<HH>``).
     - loyalty, complaints, privacy: one file a day, possibly empty; the plain name
       or a correction of that day.
     """

@@ -324,10 +324,63 @@ class EmbeddedWarehouse:
         apply_schema(self.url("warehouse"))
 
 
-def apply_schema(url: str) -> None:
-    """Create the warehouse's own schemas and tables (idempotent)."""
+class SchemaError(CrmError):
+    """The warehouse's schema cannot be brought to what this code expects."""
+
+
+def apply_schema(url: str) -> list[str]:
+    """Bring the warehouse's own schemas and tables up to date; return the migrations run.
+
+    ``include/sql/NNN_*.sql`` are versioned migrations: each runs once, in file order,
+    and is recorded with its checksum in ``ops.schema_migrations``; an applied file
+    that has since changed is refused (add a new file instead). Then the raw tables
+    of the landing sources and of the shop are created, or given the columns they lack,
+    from contract/sources.yml (``include.contract.raw_table_sql``), and checked against it.
+    One transaction, serialised by an advisory lock: nothing half-applied, and two
+    processes starting at once do not race.
+    """
+    import hashlib
+
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    from include import contract
+
+    ran = []
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('crm.apply_schema'))")
+        conn.execute(
+            "create schema if not exists ops;"
+            " create table if not exists ops.schema_migrations ("
+            " version text primary key, checksum text not null,"
+            " applied_at timestamptz not null default clock_timestamp())"
+        )
+        applied = dict(conn.execute("select version, checksum from ops.schema_migrations"))
         for sql_file in sorted(SCHEMA_SQL.glob("*.sql")):
-            conn.execute(sql_file.read_text())
+            text = sql_file.read_text()
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if sql_file.name in applied:
+                if applied[sql_file.name] != checksum:
+                    raise SchemaError(
+                        f"migration {sql_file.name} changed after it was applied to this "
+                        "warehouse (ops.schema_migrations): put the change in a new "
+                        "include/sql/NNN_*.sql file and restore this one"
+                    )
+                continue
+            conn.execute(text)
+            conn.execute(
+                "insert into ops.schema_migrations (version, checksum) values (%s, %s)",
+                (sql_file.name, checksum),
+            )
+            ran.append(sql_file.name)
+        for source in contract.sources().values():
+            conn.execute(contract.raw_table_sql(source))
+        for table in contract.shop_tables().values():
+            conn.execute(contract.shop_table_sql(table))
+        drift = contract.raw_table_drift(conn)
+        if drift:
+            raise SchemaError(
+                "the raw tables disagree with contract/sources.yml: "
+                + "; ".join(drift)
+                + " (a type change needs a migration in include/sql)"
+            )
+    return ran

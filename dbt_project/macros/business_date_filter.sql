@@ -56,8 +56,8 @@
 {#-
     known_by_business_date() for a source that sends one file per day (loyalty,
     complaints, privacy), without the files a correction superseded. A day is
-    re-exported as `<date>_<seq>.<ext>` (the plain name is seq 1; SOURCES.md
-    section 2, the loaders' CORRECTION pattern): among the loads known by the
+    re-exported as `<date>_<seq>.<ext>` (the plain name is seq 1;
+    `{correction}` in contract/sources.yml): among the loads known by the
     business date, the highest seq of a day supersedes the earlier files of
     that day whole, and of one file only its latest load counts.
 -#}

@@ -1,6 +1,6 @@
 """Source simulator: a Hong Kong beauty and health retailer's source systems, day by day.
 
-It writes what the pipeline reads (SOURCES.md): the online shop's PostgreSQL
+It writes what the pipeline reads (contract/sources.yml, docs/sources.md): the online shop's PostgreSQL
 tables, and the landing-zone files of the tills, the loyalty programme, the
 web tracker, the ticketing system and the privacy office. Two ground-truth
 files outside the landing zone say which identifiers belong to the same person
@@ -12,7 +12,7 @@ The first call builds a world from ``seed`` and simulates ``days`` days from
 add one day before each pipeline run. Same seed and same calls, same bytes:
 simulating 90 days at once equals 60 days and then 30.
 
-What the loaders meet (all within SOURCES.md):
+What the loaders meet (all within the contract):
 
 - POS: stores at positions 1, 6, 11, 16 of the site list (MK01, TW01, ...) write UTF-8
   with a BOM, CRLF and every field quoted; positions 2, 7, 12, 17 (CWB01, YL01, ...)

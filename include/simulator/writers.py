@@ -1,4 +1,4 @@
-"""Landing-zone file formats (SOURCES.md section 2) and atomic, byte-reproducible writes.
+"""Landing-zone file formats (contract/sources.yml) and atomic, byte-reproducible writes.
 
 Every file is written to a temporary name in its folder and renamed into
 place, so a loader listing the folder never sees half a file. Gzip output has

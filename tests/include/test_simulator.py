@@ -23,18 +23,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from include import contract
+from include.loaders import SOURCES, ParsedRow, _open_text, parse_csv, parse_jsonl
 from include.simulator import simulate
 
-# -- the contract, as SOURCES.md states it -------------------------------------------------
-POS_HEADER = (
-    "receipt_no,store_code,txn_ts,txn_type,line_no,sku,quantity,unit_price,discount,"
-    "payment_method,loyalty_card_no,staff_id"
-).split(",")
-STORES_HEADER = "store_code,store_name,district,region,opened_on,closed_on".split(",")
-LOYALTY_HEADER = (
-    "card_no,full_name,phone,email,district,tier,joined_on,marketing_opt_in,updated_at".split(",")
-)
-PRIVACY_HEADER = "request_id,received_at,request_type,email,phone,loyalty_card_no".split(",")
+# -- the contract, as contract/sources.yml states it ------------------------------------------
+CONTRACT = contract.sources()
+POS_HEADER = [f.path for f in CONTRACT["pos"].fields]
+STORES_HEADER = [f.path for f in CONTRACT["stores"].fields]
+LOYALTY_HEADER = [f.path for f in CONTRACT["loyalty"].fields]
+PRIVACY_HEADER = [f.path for f in CONTRACT["privacy"].fields]
 PAYMENTS = {"cash", "octopus", "visa", "mastercard", "unionpay", "alipayhk", "wechatpay", "fps"}
 REGIONS = {"HK Island", "Kowloon", "New Territories"}
 DISTRICTS = {
@@ -42,46 +40,19 @@ DISTRICTS = {
     "Kowloon City", "Wong Tai Sin", "Kwun Tong", "Kwai Tsing", "Tsuen Wan", "Tuen Mun", "Yuen Long",
     "North", "Tai Po", "Sha Tin", "Sai Kung", "Islands",
 }  # fmt: skip
-WEB_FIELDS = {
-    "event_id", "event_ts", "event_type", "anonymous_id", "customer_id", "session_id", "page_url",
-    "referrer", "sku", "search_query", "order_id", "utm_source", "utm_medium", "utm_campaign",
-    "device_type", "ip", "user_agent",
-}  # fmt: skip
+WEB_FIELDS = {f.path for f in CONTRACT["web"].fields}
 WEB_TYPES = {
     "page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start",
     "purchase", "login", "signup",
 }  # fmt: skip
-TICKET_FIELDS = {
-    "ticket_id", "created_at", "updated_at", "channel", "customer", "order_ref", "category",
-    "severity", "status", "first_response_at", "resolved_at", "satisfaction_score",
-    "assigned_team", "description",
-}  # fmt: skip
+TICKET_FIELDS = {f.path.split(".")[0] for f in CONTRACT["complaints"].fields}
+# information_schema's spelling of the contract's shop types
+_INFO_TYPE = {"int": "integer", "numeric(12, 2)": "numeric(12,2)",
+              "timestamptz": "timestamp with time zone"}  # fmt: skip
 SHOP_COLUMNS = {
-    "customers": [
-        ("customer_id", "bigint"), ("email", "text"), ("phone", "text"), ("full_name", "text"),
-        ("date_of_birth", "date"), ("district", "text"), ("marketing_opt_in", "boolean"),
-        ("created_at", "timestamp with time zone"), ("updated_at", "timestamp with time zone"),
-        ("deleted_at", "timestamp with time zone"),
-    ],
-    "products": [
-        ("sku", "text"), ("name", "text"), ("category", "text"), ("subcategory", "text"),
-        ("brand", "text"), ("unit_price", "numeric(12,2)"), ("active", "boolean"),
-        ("updated_at", "timestamp with time zone"),
-    ],
-    "orders": [
-        ("order_id", "bigint"), ("customer_id", "bigint"), ("order_ts", "timestamp with time zone"),
-        ("status", "text"), ("payment_method", "text"), ("delivery_district", "text"),
-        ("shipping_fee", "numeric(12,2)"), ("discount", "numeric(12,2)"), ("currency", "text"),
-        ("updated_at", "timestamp with time zone"),
-    ],
-    "order_items": [
-        ("order_id", "bigint"), ("line_no", "integer"), ("sku", "text"), ("quantity", "integer"),
-        ("unit_price", "numeric(12,2)"), ("line_discount", "numeric(12,2)"),
-    ],
-    "order_status_history": [
-        ("order_id", "bigint"), ("status", "text"), ("changed_at", "timestamp with time zone"),
-    ],
-}  # fmt: skip
+    t.name: [(c.name, _INFO_TYPE.get(c.sql_type, c.sql_type)) for c in t.columns]
+    for t in contract.shop_tables().values()
+}
 JUNK = {
     "00000000",
     "12345678",
@@ -185,6 +156,26 @@ def contract_run(fresh_db_url, tmp_path):
     start, days = date(2026, 2, 10), 14
     summary = run(fresh_db_url, tmp_path, start, days, customers=1000)
     return fresh_db_url, tmp_path / "landing", start, days, summary
+
+
+def test_every_landing_file_is_named_and_typed_as_the_contract_says(contract_run):
+    """Each file the simulator writes matches exactly one source's name pattern, and the
+    loader's own parser (the contract's field types) reads every record of it."""
+    _url, landing, *_ = contract_run
+    by_source: dict[str, int] = {}
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        key = path.relative_to(landing).as_posix()
+        matches = [s for s in SOURCES.values() if s.key_pattern.match(key)]
+        assert len(matches) == 1, (key, [s.name for s in matches])
+        source = matches[0]
+        with path.open("rb") as raw, _open_text(raw, key) as text:
+            parse = parse_csv if source.fmt == "csv" else parse_jsonl
+            results = list(parse(source, text))
+        rejected = [r for r in results if not isinstance(r, ParsedRow)]
+        assert not rejected, (key, rejected[:3])
+        by_source[source.name] = by_source.get(source.name, 0) + len(results)
+    assert set(by_source) == set(CONTRACT), by_source
+    assert all(by_source[name] > 0 for name in ("pos", "stores", "web", "complaints")), by_source
 
 
 def test_pos_files_follow_the_contract(contract_run):
