@@ -15,7 +15,11 @@ interval, midnight to midnight Asia/Hong_Kong).
    expected file (POS per open store, web per hour, daily files) arrived or is
    less than `CRM_GAP_FAIL_DAYS` late, quarantine under
    `CRM_QUARANTINE_FAIL_RATE`, volumes within a band of recent days (warning).
-   A critical failure stops the run here.
+   A critical failure stops the run here. Beside it, `source_freshness` runs
+   `dbt source freshness` on the declared sources and records each raw table's
+   age at the end of the business day in `ops.quality_results` (gate
+   `source_freshness`; thresholds: `warn_after` in contract/sources.yml). A
+   stale source is a warning in its log, never a failed night.
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
    project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
    status task per model, seed and snapshot (`dbt.<domain>.<name>`) shows
@@ -143,6 +147,13 @@ def crm_nightly():
 
         return pipeline.quality_gate(name, data_interval_end, run_id)
 
+    # Warnings only: the raw gate judges delivery; this records each source's age.
+    @task(trigger_rule="none_failed_min_one_success")
+    def source_freshness(data_interval_end=None, run_id=None) -> str:
+        from include import pipeline
+
+        return pipeline.source_freshness(data_interval_end, run_id)
+
     # dbt failures are data or code problems: retrying will not help.
     @task(task_id="build", retries=0)
     def dbt_build(data_interval_end=None, run_id=None) -> str:
@@ -196,6 +207,7 @@ def crm_nightly():
         steps = [model_step.override(task_id=name)(name) for name in ML_MODELS]
         steps >> publish_models()
     chain(loads, gate_raw, dbt, gate_marts, [publish_segments(), ml])
+    loads >> source_freshness()
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
 

@@ -343,3 +343,120 @@ def _keep_run_results(target: Path, keep_dir: Path) -> Path | None:
         return None
     keep_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy2(source, keep_dir / "run_results.json"))
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """One source table's freshness at the end of the night's business day."""
+
+    table: str  # raw.<identifier>
+    newest: str | None  # the newest loaded_at_field value dbt found (ISO), None: no row
+    age_hours: float | None  # from that value to the end of the business day
+    warn_after_hours: float | None
+    dbt_status: str  # dbt's own verdict, against the clock of the run
+
+    @property
+    def fresh(self) -> bool:
+        return (
+            self.age_hours is not None
+            and self.warn_after_hours is not None
+            and self.age_hours <= self.warn_after_hours
+        )
+
+    def sentence(self) -> str:
+        if self.newest is None:
+            return f"{self.table}: no row to judge its freshness by (dbt: {self.dbt_status})"
+        verdict = "fresh" if self.fresh else "stale"
+        return (
+            f"{self.table}: {verdict}, newest record {self.newest}, {self.age_hours:.1f} h before "
+            f"the end of the business day (warn after {self.warn_after_hours:g} h; dbt, "
+            f"against the run's clock: {self.dbt_status})"
+        )
+
+
+_PERIOD_HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
+
+
+def source_freshness(
+    business_date: date,
+    *,
+    sources: list[str],
+    dag_run_id: str | None = None,
+    warehouse_url: str | None = None,
+) -> list[Freshness]:
+    """``dbt source freshness`` of the declared sources, judged at the business day's end.
+
+    dbt measures a source's age against the clock of the run; a night run later (a
+    backfill, a replay of a past date) would then call every source stale. The age
+    here is from the newest record to midnight Hong Kong ending ``business_date``;
+    dbt's own status is kept beside it. The thresholds are the sources' ``warn_after``
+    (contract/sources.yml): a stale source is a warning, recorded in
+    ``ops.quality_results`` (gate ``source_freshness``), never a failed night; the raw
+    gate judges delivery. Raises :class:`CrmError` only if dbt could not run.
+    """
+    import psycopg
+    from dbt.cli.main import dbtRunner
+
+    from include.config import HK_TZ
+
+    cfg = settings()
+    warehouse_url = warehouse_url or cfg.warehouse_url
+    args = [
+        "source",
+        "freshness",
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(cfg.home / "dbt" / "target-freshness"),
+        "--log-path",
+        str(cfg.home / "logs" / "dbt"),
+        "--threads",
+        str(dbt_threads()),
+        "--select",
+        *[f"source:{name}" for name in sources],
+    ]
+    os.environ.update(dbt_env(warehouse_url))
+    result = dbtRunner().invoke(args)
+    if result.exception is not None:
+        raise CrmError(f"dbt source freshness could not run: {result.exception}")
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    day_end = datetime.combine(business_date + timedelta(days=1), time(), ZoneInfo(HK_TZ))
+    out = []
+    for r in getattr(result.result, "results", None) or []:
+        node = r.node
+        warn = node.freshness.warn_after if node.freshness else None
+        warn_hours = warn.count * _PERIOD_HOURS[str(warn.period)] if warn and warn.count else None
+        newest = getattr(r, "max_loaded_at", None)
+        age = (day_end - newest).total_seconds() / 3600 if newest else None
+        out.append(
+            Freshness(
+                table=f"{node.schema}.{node.identifier}",
+                newest=newest.isoformat() if newest else None,
+                age_hours=age,
+                warn_after_hours=warn_hours,
+                dbt_status=str(r.status),
+            )
+        )
+    with psycopg.connect(warehouse_url) as conn:
+        conn.cursor().executemany(
+            "insert into ops.quality_results (gate, business_date, dag_run_id, table_name, suite,"
+            " expectation, severity, success, observed, detail)"
+            " values ('source_freshness', %s, %s, %s, 'dbt source freshness',"
+            " 'source_is_fresh', 'warning', %s, %s, %s)",
+            [
+                (
+                    business_date,
+                    dag_run_id,
+                    f.table,
+                    f.fresh,
+                    None if f.age_hours is None else f"{f.age_hours:.1f} h",
+                    f.sentence(),
+                )
+                for f in out
+            ],
+        )
+    return out

@@ -144,6 +144,17 @@ def dbt_build(day_end: datetime, run_id: str) -> str:
     return build(business_date_of(day_end), dag_run_id=run_id).summary()
 
 
+def source_freshness(day_end: datetime, run_id: str | None = None) -> str:
+    """dbt source freshness of the declared sources (warnings only, see include.dbt_build)."""
+    from include.dbt_build import source_freshness as run
+
+    results = run(business_date_of(day_end), sources=list(declared_sources()), dag_run_id=run_id)
+    for stale in (f for f in results if not f.fresh):
+        log.warning("source freshness: %s", stale.sentence())
+    fresh = sum(f.fresh for f in results)
+    return f"{fresh} of {len(results)} source table(s) fresh at the end of the business day"
+
+
 def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 

@@ -193,6 +193,19 @@ def test_two_nights_through_dags_test(world):
         assert conn.execute("select count(*) from ops.model_runs").fetchone()[0] == 0
         assert conn.execute("select count(*) from reporting.customer_clusters").fetchone()[0] == 0
         assert conn.execute("select max(business_date) from marts.fct_sales").fetchone()[0] == LAST
+        # dbt source freshness ran each night, judged at the end of that business day: the
+        # tills and the tracker sent that day's data, although by the clock of this test
+        # run (weeks later) dbt itself calls them stale.
+        freshness = conn.execute(
+            "select business_date, table_name, success, detail from ops.quality_results"
+            " where gate = 'source_freshness'"
+        ).fetchall()
+        for night in (FIRST_NIGHT, LAST):
+            judged = {t: (ok, detail) for d, t, ok, detail in freshness if d == night}
+            assert {"raw.pos_lines", "raw.web_events", "raw.shop_orders"} <= set(judged)
+            for table in ("raw.pos_lines", "raw.web_events"):
+                ok, detail = judged[table]
+                assert ok and "fresh" in detail and "run's clock: warn" in detail, detail
         assert (
             conn.execute("select count(distinct channel) from marts.fct_sales").fetchone()[0] == 2
         )
