@@ -21,7 +21,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
-from test_dbt_build import FIXTURE_SQL, FOUNDATION_SQL, apply_sql, run_dbt
+from test_dbt_build import FIXTURE_SQL, apply_sql, run_dbt
+from include.warehouse import apply_schema
 
 HK = ZoneInfo("Asia/Hong_Kong")
 NIGHT_1 = date(2026, 11, 20)
@@ -135,7 +136,8 @@ def prospects(conn: psycopg.Connection) -> set[str]:
 def test_history_is_dated_by_business_time_and_survives_reruns(
     fresh_db_url: str, tmp_path: Path
 ) -> None:
-    apply_sql(fresh_db_url, FOUNDATION_SQL, FIXTURE_SQL)
+    apply_schema(fresh_db_url)
+    apply_sql(fresh_db_url, FIXTURE_SQL)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         ledger_and_second_delta(conn)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from include.warehouse import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT = REPO / "dbt_project"
-FOUNDATION_SQL = REPO / "include" / "sql" / "001_foundation.sql"
 FIXTURE_SQL = Path(__file__).parent / "fixtures" / "raw_sample.sql"
 DBT = Path(sys.executable).parent / "dbt"
 SECRET = "pytest-customer-key-secret"
@@ -100,7 +100,8 @@ def expected_key(person_anchor: str) -> str:
 
 
 def test_dbt_build_gives_stitched_pseudonymous_marts(fresh_db_url: str, tmp_path: Path) -> None:
-    apply_sql(fresh_db_url, FOUNDATION_SQL, FIXTURE_SQL)
+    apply_schema(fresh_db_url)
+    apply_sql(fresh_db_url, FIXTURE_SQL)
     output = run_dbt(["build"], fresh_db_url, tmp_path)
     assert "Completed successfully" in output
 

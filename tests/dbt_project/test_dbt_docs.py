@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_dbt_build import FIXTURE_SQL, FOUNDATION_SQL, apply_sql, run_dbt
+from test_dbt_build import FIXTURE_SQL, apply_sql, run_dbt
+from include.warehouse import apply_schema
 
 DOCUMENTED_SCHEMAS = ("staging", "intermediate", "marts", "pii", "snapshots")
 
@@ -22,7 +23,8 @@ def built(test_server, tmp_path_factory):
         conn.execute(f'create database "{name}"')
     url = test_server.url(name)
     work = tmp_path_factory.mktemp("dbt_docs")
-    apply_sql(url, FOUNDATION_SQL, FIXTURE_SQL)
+    apply_schema(url)
+    apply_sql(url, FIXTURE_SQL)
     run_dbt(["build", "--vars", '{"business_date": "2026-11-20"}'], url, work)
     yield url, work
     with psycopg.connect(test_server.url("postgres"), autocommit=True) as conn:

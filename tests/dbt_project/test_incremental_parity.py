@@ -37,10 +37,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from include.warehouse import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT = REPO / "dbt_project"
-FOUNDATION_SQL = REPO / "include" / "sql" / "001_foundation.sql"
 HK = ZoneInfo("Asia/Hong_Kong")
 
 START = date(2026, 10, 1)
@@ -70,8 +70,7 @@ def world(test_server, tmp_path, monkeypatch):
         for name in names.values():
             conn.execute(f'create database "{name}"')
     urls = {role: test_server.url(name) for role, name in names.items()}
-    with psycopg.connect(urls["warehouse"], autocommit=True) as conn:
-        conn.execute(FOUNDATION_SQL.read_text())
+    apply_schema(urls["warehouse"])
     home = tmp_path / "crm_home"
     home.mkdir()
     env = {"CRM_HOME": str(home), "WAREHOUSE_URL": urls["warehouse"], "SHOP_DB_URL": urls["shop"]}

@@ -20,7 +20,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
-from test_dbt_build import FOUNDATION_SQL, apply_sql, run_dbt
+from test_dbt_build import apply_sql, run_dbt
+from include.warehouse import apply_schema
 
 HK = ZoneInfo("Asia/Hong_Kong")
 TODAY = date(2026, 11, 20)
@@ -175,7 +176,7 @@ def test_today_view_agrees_with_nightly_kpis_and_is_real_time(
     fresh_db_url: str, tmp_path: Path
 ) -> None:
     today = TODAY
-    apply_sql(fresh_db_url, FOUNDATION_SQL)
+    apply_schema(fresh_db_url)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         load_sample(conn, today)
 

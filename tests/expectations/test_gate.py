@@ -330,7 +330,10 @@ def test_stores_with_loyalty_cards_pass_the_raw_gate_without_shop_web_or_complai
     with pytest.raises(GateFailed) as failed:
         gate("raw", warehouse, gx_dir)
     missing = {failure.split(":")[0] for failure in failed.value.result.critical_failures}
-    assert missing == set(ONLINE_AND_DIGITAL)
+    # No complaint yet is no failure (a small retailer can go weeks without one): a warning.
+    assert missing == set(ONLINE_AND_DIGITAL) - {"raw.complaint_tickets"}
+    warned = {w.split(":")[0] for w in failed.value.result.warning_failures}
+    assert "raw.complaint_tickets" in warned
 
     monkeypatch.setenv("CRM_SOURCES", "pos,stores,loyalty")
     result = gate("raw", warehouse, gx_dir)

@@ -10,7 +10,6 @@ database in tests/expectations/test_gate.py.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -21,8 +20,8 @@ from include import pipeline
 from include.config import SOURCES, ConfigError, declared_sources, settings
 from include.extract_shop import ShopSchemaMissing, extract_shop
 from include.pipeline import SourceNotDeclared, end_of
+from include.warehouse import apply_schema
 
-FOUNDATION_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "001_foundation.sql"
 DAY = date(2026, 10, 20)
 # Refuses connections: nothing may talk to it.
 NOWHERE = "postgresql://crm:secret@127.0.0.1:9/nowhere"
@@ -178,8 +177,7 @@ def test_a_declared_source_does_load(monkeypatch, no_connections):
 
 @pytest.fixture
 def warehouse(fresh_db_url) -> str:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute(FOUNDATION_SQL.read_text())
+    apply_schema(fresh_db_url)
     return fresh_db_url
 
 
