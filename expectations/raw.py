@@ -67,8 +67,13 @@ SOURCE_TABLES = {
 REQUIRED_TABLES = tuple(table for tables in SOURCE_TABLES.values() for table in tables)
 """Raw tables that must never be empty once the platform has run with every source."""
 
-OPTIONAL_TABLES = ("complaint_tickets", "privacy_requests")
-"""Raw tables that may be empty: checked, but only as a warning."""
+OPTIONAL_SOURCE_TABLES = {"complaints": ("complaint_tickets",), "privacy": ("privacy_requests",)}
+"""Raw tables of declared sources that may be empty: checked, but only as a warning."""
+
+
+def optional_tables(sources: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    sources = declared_sources() if sources is None else sources
+    return tuple(t for source in sources for t in OPTIONAL_SOURCE_TABLES.get(source, ()))
 
 
 def required_tables(sources: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -286,7 +291,7 @@ def validations(
         ),
         *(
             TableValidation("raw", table, OPTIONAL_RAW_TABLES_SUITE, optional_raw_tables_suite())
-            for table in OPTIONAL_TABLES
+            for table in optional_tables(sources)
         ),
         TableValidation(
             "ops",
