@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -110,6 +111,24 @@ def gap_fail_days(value: str | None = None) -> int:
             f"{GAP_FAIL_DAYS_VARIABLE} must be a whole number of days, at least 1 (got {text!r})."
         )
     return days
+
+
+SHOP_OVERLAP_VARIABLE = "CRM_SHOP_OVERLAP_MINUTES"
+
+
+def shop_overlap(value: str | None = None) -> timedelta:
+    """How far behind its watermark the shop extract re-reads (default 10 minutes): rows
+    whose ``updated_at`` committed up to this late are still extracted."""
+    text = os.environ.get(SHOP_OVERLAP_VARIABLE, "10") if value is None else value
+    try:
+        minutes = int(text)
+    except ValueError:
+        minutes = -1
+    if minutes < 0:
+        raise ConfigError(
+            f"{SHOP_OVERLAP_VARIABLE} must be a whole number of minutes, 0 or more (got {text!r})."
+        )
+    return timedelta(minutes=minutes)
 
 
 def declared_sources(value: str | None = None) -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 
 Each table is read by ``updated_at`` (order items by their order's
 ``updated_at``, status history by ``changed_at``) in the window
-``(watermark - overlap, interval_end]``. The overlap re-reads rows whose
+``(watermark - overlap, interval_end]`` (overlap: ``CRM_SHOP_OVERLAP_MINUTES``,
+default 10). The overlap re-reads rows whose
 ``updated_at`` committed a few seconds late; they are recognised by the raw
 table's primary key (key + ``updated_at``) and counted as skipped, so every
 version of a row lands once. The upper bound is the run's data interval end,
@@ -18,17 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import psycopg
 
 from include import contract
-from include.config import CrmError, redact
+from include.config import CrmError, redact, shop_overlap
 from include.ledger import Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
-
-OVERLAP = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def _extract_table(shop, wh, ledger: Ledger, table: ShopTable, business_date, in
             "select high_watermark from ops.watermarks where source = %s for update", (source,)
         ).fetchone()
         watermark = row[0] if row else None
-        lo = watermark - OVERLAP if watermark else datetime(1900, 1, 1).astimezone()
+        lo = watermark - shop_overlap() if watermark else datetime(1900, 1, 1).astimezone()
         hi = max(interval_end, watermark) if watermark else interval_end
         load_id = ledger.begin(
             "shop", source, business_date, checksum=f"{lo.isoformat()}..{hi.isoformat()}"
