@@ -5,7 +5,9 @@ The nightly CRM refresh for one Hong Kong business day (the run's data
 interval, midnight to midnight Asia/Hong_Kong).
 
 1. **Extract and load** (`extract_shop`, `load_<source>`): the shop database
-   incrementally by `updated_at`, and every landing-zone file dated up to the
+   incrementally by `updated_at` (and, every `CRM_SHOP_RECONCILE_DAYS`, a
+   reconciliation of every key: missed versions extracted, hard deletions
+   recorded in `raw.shop_deletions`), and every landing-zone file dated up to the
    business day that is not in `ops.load_ledger` yet (late files are caught up
    by the next run). Bad rows go to `quarantine.rejected_rows`. A source the
    retailer does not have (not in `CRM_SOURCES`, README "Only some sources")

@@ -131,6 +131,21 @@ def shop_overlap(value: str | None = None) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+SHOP_RECONCILE_VARIABLE = "CRM_SHOP_RECONCILE_DAYS"
+
+
+def shop_reconcile_days(value: str | None = None) -> int:
+    """How often (days) the shop extract compares every key with raw (default 7): versions
+    its window missed are extracted, rows deleted in the shop recorded as deletions."""
+    text = os.environ.get(SHOP_RECONCILE_VARIABLE, "7") if value is None else value
+    days = int(text) if text.isdigit() else 0
+    if days < 1:
+        raise ConfigError(
+            f"{SHOP_RECONCILE_VARIABLE} must be a whole number of days, at least 1 (got {text!r})."
+        )
+    return days
+
+
 def declared_sources(value: str | None = None) -> tuple[str, ...]:
     """The source systems this retailer has, from ``CRM_SOURCES`` (or ``value``), in pipeline order.
 

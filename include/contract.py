@@ -203,7 +203,9 @@ def sources() -> dict[str, SourceContract]:
 
 
 _SHOP_TYPES = {"text", "int", "bigint", "numeric(12, 2)", "date", "boolean", "timestamptz"}
-_SHOP_TABLE_KEYS = {"description", "window", "loaded_at_field", "raw_key", "columns"}
+_SHOP_TABLE_KEYS = {
+    "description", "window", "loaded_at_field", "raw_key", "entity_key", "columns"
+}  # fmt: skip
 _SHOP_COLUMN_KEYS = {"name", "type", "personal", "description"}
 
 
@@ -222,6 +224,8 @@ class ShopTable:
     window: str
     loaded_at_field: str | None
     raw_key: tuple[str, ...]
+    #: The columns naming one row in the shop; empty: deletions are not tracked.
+    entity_key: tuple[str, ...]
     columns: tuple[ShopColumn, ...]
 
     @property
@@ -257,15 +261,16 @@ def shop_tables() -> dict[str, ShopTable]:
                 ShopColumn(c["name"], c["type"], bool(c.get("personal")), c["description"])
             )
         names = {c.name for c in columns}
-        for key in t["raw_key"]:
+        for key in [*t["raw_key"], *t.get("entity_key", [])]:
             if key not in names:
-                raise ContractError(f"{CONTRACT_FILE}: {where}: raw_key {key} is not a column")
+                raise ContractError(f"{CONTRACT_FILE}: {where}: key {key} is not a column")
         tables[name] = ShopTable(
             name=name,
             description=t["description"],
             window=t["window"],
             loaded_at_field=t.get("loaded_at_field"),
             raw_key=tuple(t["raw_key"]),
+            entity_key=tuple(t.get("entity_key", [])),
             columns=tuple(columns),
         )
     return tables
@@ -416,6 +421,21 @@ def dbt_shop_sources() -> str:
                 "columns": _dbt_columns(t.raw_columns(), {c.name for c in t.columns if c.personal}),
             }
         )
+    tables.append(
+        {
+            "name": "deletions",
+            "identifier": "shop_deletions",
+            "description": "Rows the shop hard-deleted, found by the extract's periodic"
+            " reconciliation (include/extract_shop.py); made by the pipeline, not the shop.",
+            "config": {"freshness": None},
+            "columns": [
+                {"name": "table_name", "description": "Shop table of the deleted row."},
+                {"name": "entity_key", "description": "Its entity_key columns joined by '|'."},
+                {"name": "detected_at", "description": "When the reconciliation found it gone."},
+                {"name": "_load_id", "description": "Load ledger id of that reconciliation."},
+            ],
+        }
+    )
     doc = {
         "sources": [
             {

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import psycopg
 
 from include import contract
-from include.config import CrmError, redact, shop_overlap
+from include.config import CrmError, redact, shop_overlap, shop_reconcile_days
 from include.ledger import Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class ShopTable:
     columns: str
     cursor_column: str  # the column the window applies to
     select: str  # reads the rows of the window (%(lo)s, %(hi)s)
+    select_all: str = ""  # every row, with its window value as _window (reconciliation)
+    entity_key: tuple[str, ...] = ()  # names one row in the shop ('' : deletions not tracked)
 
 
 def _table(spec: contract.ShopTable) -> ShopTable:
@@ -47,12 +49,17 @@ def _table(spec: contract.ShopTable) -> ShopTable:
             f"select {keys} from public.{spec.name} c join public.{parent} p using (order_id)"
             f" where p.{column} > %(lo)s and p.{column} <= %(hi)s"
         )
-        return ShopTable(spec.name, columns, column, select)
+        every = (
+            f"select {keys}, p.{column} as _window"
+            f" from public.{spec.name} c join public.{parent} p using (order_id)"
+        )
+        return ShopTable(spec.name, columns, column, select, every, spec.entity_key)
     select = (
         f"select {columns} from public.{spec.name}"
         f" where {spec.window} > %(lo)s and {spec.window} <= %(hi)s"
     )
-    return ShopTable(spec.name, columns, spec.window, select)
+    every = f"select {columns}, {spec.window} as _window from public.{spec.name}"
+    return ShopTable(spec.name, columns, spec.window, select, every, spec.entity_key)
 
 
 #: The shop tables and columns the extract reads: contract/sources.yml ``shop``.
@@ -121,7 +128,80 @@ def extract_shop(
                     if outcomes[-1].rows_loaded:
                         # fresh planner statistics for the models that read it next
                         wh.execute(f"analyze raw.shop_{table.name}")
+                if reconciliation_due(wh, business_date):
+                    for table in TABLES:
+                        outcomes.append(
+                            _reconcile_table(shop, wh, ledger, table, business_date, interval_end)
+                        )
+                        log.info("%s", outcomes[-1].describe())
     return outcomes
+
+
+def reconciliation_due(wh, business_date: date) -> bool:
+    """True unless a reconciliation ran for a business date in the last
+    ``CRM_SHOP_RECONCILE_DAYS`` days up to this one (a replay of an older night runs its own)."""
+    days = shop_reconcile_days()
+    (recent,) = wh.execute(
+        "select count(*) from ops.load_ledger where source = 'shop' and status = 'loaded'"
+        " and object like '%%:reconcile' and business_date > %s and business_date <= %s",
+        (business_date - timedelta(days=days), business_date),
+    ).fetchone()
+    return recent == 0
+
+
+def _reconcile_table(shop, wh, ledger: Ledger, table: ShopTable, business_date, interval_end):
+    """Compare every key of the shop table with raw: versions the window missed (committed
+    behind the watermark beyond the overlap) are extracted; keys raw has and the shop no
+    longer has are recorded in raw.shop_deletions. Idempotent: a deletion already recorded
+    after a key's latest version is not recorded again."""
+    source = f"shop.{table.name}:reconcile"
+    with wh.transaction():
+        load_id = ledger.begin("shop", source, business_date, checksum=interval_end.isoformat())
+        wh.execute(
+            f"create temp table _all on commit drop as select {table.columns},"
+            f" null::timestamptz as _window from raw.shop_{table.name} with no data"
+        )
+        with (
+            shop.cursor().copy(f"copy ({table.select_all}) to stdout") as out,
+            wh.cursor().copy(f"copy _all ({table.columns}, _window) from stdin") as into,
+        ):
+            for chunk in out:
+                into.write(chunk)
+        shop.rollback()
+        (read,) = wh.execute(
+            "select count(*) from _all where _window <= %s", (interval_end,)
+        ).fetchone()
+        missed = wh.execute(
+            f"insert into raw.shop_{table.name} ({table.columns}, _load_id)"
+            f" select {table.columns}, %s from _all where _window <= %s on conflict do nothing",
+            (load_id, interval_end),
+        ).rowcount
+        deleted = 0
+        if table.entity_key:
+            key = "concat_ws('|', " + ", ".join(f"{{t}}.{c}::text" for c in table.entity_key) + ")"
+            deleted = wh.execute(
+                "insert into raw.shop_deletions (table_name, entity_key, detected_at, _load_id)"
+                f" select %(table)s, r.k, clock_timestamp(), %(load_id)s from"
+                f" (select {key.format(t='w')} as k, max(w._load_id) as last_load"
+                f" from raw.shop_{table.name} w group by 1) r"
+                f" where not exists (select from _all a where {key.format(t='a')} = r.k)"
+                " and not exists (select from raw.shop_deletions d where d.table_name ="
+                " %(table)s and d.entity_key = r.k and d._load_id > r.last_load)",
+                {"table": table.name, "load_id": load_id},
+            ).rowcount
+        if missed or deleted:
+            log.warning(
+                "shop reconciliation of %s: %d version(s) the window had missed extracted, "
+                "%d row(s) deleted in the shop recorded in raw.shop_deletions",
+                table.name, missed, deleted,
+            )  # fmt: skip
+        return ledger.finish(
+            load_id,
+            rows_read=read,
+            rows_loaded=missed,
+            rows_quarantined=0,
+            rows_skipped=read - missed,
+        )
 
 
 def _extract_table(shop, wh, ledger: Ledger, table: ShopTable, business_date, interval_end):

@@ -79,3 +79,54 @@ def test_the_overlap_setting_is_checked():
     for bad in ("-1", "ten", "1.5"):
         with pytest.raises(ConfigError, match="CRM_SHOP_OVERLAP_MINUTES must be a whole number"):
             shop_overlap(bad)
+
+
+def _order(shop: str, order_id: int, lines: int, updated_at: datetime) -> None:
+    with psycopg.connect(shop) as conn:
+        conn.execute(
+            "insert into public.orders (order_id, customer_id, order_ts, status, updated_at)"
+            " values (%s, 1, %s, 'paid', %s)",
+            (order_id, updated_at, updated_at),
+        )
+        for line in range(1, lines + 1):
+            conn.execute(
+                "insert into public.order_items (order_id, line_no, sku, quantity, unit_price)"
+                " values (%s, %s, 'SKU1', 1, 10)",
+                (order_id, line),
+            )
+
+
+def test_reconciliation_extracts_what_the_window_missed_and_records_hard_deletions(
+    shop_and_warehouse, monkeypatch
+):
+    shop, wh = shop_and_warehouse
+    monkeypatch.setenv("CRM_SHOP_RECONCILE_DAYS", "7")
+    _customer(shop, 1, NIGHT_1 - timedelta(hours=3))
+    _order(shop, 500, lines=2, updated_at=NIGHT_1 - timedelta(hours=2))
+    _order(shop, 501, lines=1, updated_at=NIGHT_1 - timedelta(hours=2))
+    _extract(shop, wh, NIGHT_1)  # the first night reconciles too: nothing to find
+
+    _customer(shop, 3, NIGHT_1 - timedelta(hours=1))  # committed late, beyond the overlap
+    with psycopg.connect(shop) as conn:
+        conn.execute("delete from public.order_items where order_id = 500 and line_no = 2")
+        conn.execute("delete from public.order_items where order_id = 501")
+        conn.execute("delete from public.orders where order_id = 501")
+    _extract(shop, wh, NIGHT_2)  # within 7 days of the last reconciliation: not due
+    assert _customers(wh) == [1]
+
+    monkeypatch.setenv("CRM_SHOP_RECONCILE_DAYS", "1")
+    # due on night 2 (once per business date), then on night 3: nothing is found twice
+    for night in (NIGHT_2, NIGHT_2, NIGHT_2 + timedelta(days=1)):
+        _extract(shop, wh, night)
+        assert _customers(wh) == [1, 3]
+        with psycopg.connect(wh) as conn:
+            deletions = conn.execute(
+                "select table_name, entity_key from raw.shop_deletions order by 1, 2"
+            ).fetchall()
+            ledger = conn.execute(
+                "select rows_read, rows_loaded from ops.load_ledger"
+                " where object = 'shop.customers:reconcile' order by load_id"
+            ).fetchall()
+        assert deletions == [("order_items", "500|2"), ("order_items", "501|1"), ("orders", "501")]
+    # night 1: nothing missed; night 2: customer 3 found; night 3: nothing new
+    assert ledger == [(1, 0), (2, 1), (2, 0)]

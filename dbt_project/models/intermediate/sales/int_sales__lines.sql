@@ -25,7 +25,10 @@
     current exports). A unit touched by a recent load is rebuilt whole: an
     order cancelled or returned long after it was placed, a re-export that
     drops receipts. Lines of cancelled orders stay here (is_cancelled, no
-    money), so an order never vanishes; fct_sales leaves them out.
+    money), so an order never vanishes; fct_sales leaves them out. An order
+    deleted in the shop counts as cancelled; a line removed from its order
+    (raw.shop_deletions, stg_shop__order_items) is left out when the order is
+    rebuilt.
 -#}
 {%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
@@ -107,8 +110,11 @@ online_lines as (
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id
+    -- a line removed from the order in the shop (its order is rebuilt without it)
+    where
+        order_items.is_deleted_in_shop is not true
     {% if is_incremental() %}
-        where orders.order_id in (select changed_orders.order_id from changed_orders)
+        and orders.order_id in (select changed_orders.order_id from changed_orders)
     {% endif %}
 
 ),

@@ -21,6 +21,30 @@ latest as (
 
 ),
 
+deletions as (
+
+    {{ shop_deletions('customers') }}
+
+),
+
+flagged as (
+
+    -- deleted in the shop after this version: closed when the reconciliation found it gone
+    select
+        latest.*,
+        deletions.deleted_load_id,
+        deletions.deleted_detected_at,
+        deletions.entity_key is not null as is_deleted_in_shop
+
+    from latest
+    left join deletions
+        on
+            latest.customer_id::text = deletions.entity_key
+            and latest._load_id < deletions.deleted_load_id
+    where latest.version_rank = 1
+
+),
+
 renamed as (
 
     select
@@ -36,18 +60,17 @@ renamed as (
         -- attributes
         nullif(trim(district), '') as district,
         coalesce(marketing_opt_in, false) as is_marketing_opt_in,
-        deleted_at is not null as is_deleted,
+        coalesce(deleted_at, deleted_detected_at) is not null as is_deleted,
 
         -- timestamps
         created_at,
         updated_at,
-        deleted_at,
+        coalesce(deleted_at, deleted_detected_at) as deleted_at,
 
         -- lineage
-        _load_id as load_id
+        greatest(_load_id, deleted_load_id) as load_id
 
-    from latest
-    where version_rank = 1
+    from flagged
 
 )
 

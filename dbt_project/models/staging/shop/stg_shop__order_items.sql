@@ -9,6 +9,30 @@ source as (
 
 ),
 
+deletions as (
+
+    {{ shop_deletions('order_items') }}
+
+),
+
+flagged as (
+
+    -- removed from its order in the shop: kept, flagged, so that the order is rebuilt
+    -- downstream without it (int_sales__lines)
+    select
+        source.*,
+        deletions.deleted_load_id,
+        deletions.deleted_detected_at,
+        deletions.entity_key is not null as is_deleted_in_shop
+
+    from source
+    left join deletions
+        on
+            source.order_id::text || '|' || source.line_no::text = deletions.entity_key
+            and source._load_id < deletions.deleted_load_id
+
+),
+
 renamed as (
 
     select
@@ -21,11 +45,12 @@ renamed as (
         quantity,
         unit_price,
         coalesce(line_discount, 0) as discount_amount,
+        is_deleted_in_shop,
 
-        -- lineage
-        _load_id as load_id
+        -- lineage: a removal is a change of the line
+        greatest(_load_id, deleted_load_id) as load_id
 
-    from source
+    from flagged
 
 )
 

@@ -20,6 +20,30 @@ latest as (
 
 ),
 
+deletions as (
+
+    {{ shop_deletions('orders') }}
+
+),
+
+flagged as (
+
+    -- deleted in the shop after this version (a key created again later shows again)
+    select
+        latest.*,
+        deletions.deleted_load_id,
+        deletions.deleted_detected_at,
+        deletions.entity_key is not null as is_deleted_in_shop
+
+    from latest
+    left join deletions
+        on
+            latest.order_id::text = deletions.entity_key
+            and latest._load_id < deletions.deleted_load_id
+    where latest.version_rank = 1
+
+),
+
 renamed as (
 
     select
@@ -32,7 +56,9 @@ renamed as (
         lower(trim(payment_method)) as payment_method,
         nullif(trim(delivery_district), '') as delivery_district,
         upper(trim(currency)) as currency,
-        lower(trim(status)) = 'cancelled' as is_cancelled,
+        -- an order deleted in the shop never became a sale either
+        lower(trim(status)) = 'cancelled' or is_deleted_in_shop as is_cancelled,
+        is_deleted_in_shop,
 
         -- amounts (HKD)
         coalesce(shipping_fee, 0) as shipping_fee,
@@ -42,11 +68,10 @@ renamed as (
         order_ts as ordered_at,
         updated_at,
 
-        -- lineage
-        _load_id as load_id
+        -- lineage: a deletion is a change of the order
+        greatest(_load_id, deleted_load_id) as load_id
 
-    from latest
-    where version_rank = 1
+    from flagged
 
 )
 
