@@ -21,18 +21,20 @@ CONTRACT_FILE = PROJECT / "contract" / "sources.yml"
 DBT_STAGING = PROJECT / "dbt_project" / "models" / "staging"
 DOCS_FILE = PROJECT / "docs" / "sources.md"
 
-#: The contract's field types and their raw column types (parsers: include/loaders.py).
-SQL_TYPES = {
-    "text": "text",
-    "int": "int",
-    "bigint": "bigint",
-    "money": "numeric(12, 2)",
-    "date": "date",
-    "local_ts": "timestamp",
-    "utc_ts": "timestamptz",
-    "uuid": "uuid",
-    "yes_no": "boolean",
+#: The contract's field types: what a value must look like, and its raw column type
+#: (the parsers and SQL checks that enforce them: include/loaders.py FIELD_TYPES).
+TYPES = {
+    "text": ("any UTF-8 text without NUL", "text"),
+    "int": ("a whole number that fits int4", "int"),
+    "bigint": ("a whole number that fits int8", "bigint"),
+    "money": ("a decimal amount, rounded to cents, below 10^10", "numeric(12, 2)"),
+    "date": ("YYYY-MM-DD, a real calendar date", "date"),
+    "local_ts": ("YYYY-MM-DD HH:MM:SS, Hong Kong time, no offset", "timestamp"),
+    "utc_ts": ("ISO 8601 with an offset (Z or +hh:mm)", "timestamptz"),
+    "uuid": ("8-4-4-4-12 hex digits", "uuid"),
+    "yes_no": ("Y or N", "boolean"),
 }
+SQL_TYPES = {name: sql for name, (_, sql) in TYPES.items()}
 DATE_GROUP = r"(?P<date>\d{4}-\d{2}-\d{2})"
 #: A daily source's re-export of a day: ``<date>_<seq>`` (the plain name is seq 1).
 CORRECTION_GROUP = r"(?:_(?P<seq>\d+))?"
@@ -276,42 +278,28 @@ def shop_tables() -> dict[str, ShopTable]:
     return tables
 
 
-def shop_table_sql(table: ShopTable) -> str:
-    """Create raw.shop_<table> if missing (key columns NOT NULL, the key as primary key) and
-    add the contract columns it lacks."""
-    columns = table.raw_columns()
-    body = ",\n".join(f"    {name} {sql_type}" for name, sql_type, _ in columns)
-    key = ", ".join(table.raw_key)
-    statements = [
-        f"create table if not exists {table.raw_table} (\n{body},\n    primary key ({key})\n);"
-    ]
-    for name, sql_type, _ in columns:
-        plain = sql_type.replace(" not null", "")
-        statements.append(f"alter table {table.raw_table} add column if not exists {name} {plain};")
-    return "\n".join(statements)
-
-
 # --------------------------------------------------------------------------------------------
 # What the contract generates
 # --------------------------------------------------------------------------------------------
 
 
-def raw_table_sql(source: SourceContract) -> str:
-    """Create the raw table if missing and add every contract column it lacks.
+def raw_table_sql(table: SourceContract | ShopTable) -> str:
+    """Create a raw table of the contract if missing and add every column it lacks.
 
     Columns are only ever added: a field dropped from the contract keeps its column
     (and its history). A column whose type differs from the contract is left for a
-    migration; ``raw_table_drift`` reports it.
+    migration; ``raw_table_drift`` reports it. A shop table's raw key is its primary key.
     """
-    columns = source.raw_columns()
-    body = ",\n".join(f"    {name} {sql_type}" for name, sql_type, _ in columns)
-    statements = [f"create table if not exists {source.raw_table} (\n{body}\n);"]
+    columns = table.raw_columns()
+    lines = [f"    {name} {sql_type}" for name, sql_type, _ in columns]
+    if isinstance(table, ShopTable):
+        lines.append(f"    primary key ({', '.join(table.raw_key)})")
+    body = ",\n".join(lines)
+    statements = [f"create table if not exists {table.raw_table} (\n{body}\n);"]
     for name, sql_type, _ in columns:
         # A column added to an existing table cannot be NOT NULL over its old rows.
         plain = sql_type.replace(" not null", "")
-        statements.append(
-            f"alter table {source.raw_table} add column if not exists {name} {plain};"
-        )
+        statements.append(f"alter table {table.raw_table} add column if not exists {name} {plain};")
     return "\n".join(statements)
 
 
@@ -473,14 +461,7 @@ def sources_markdown() -> str:
         "",
         "| type | accepted values | raw column |",
         "|---|---|---|",
-        "| text | any UTF-8 text without NUL | text |",
-        "| int / bigint | a whole number that fits int4 / int8 | int / bigint |",
-        "| money | a decimal amount, rounded to cents, below 10^10 | numeric(12, 2) |",
-        "| date | YYYY-MM-DD, a real calendar date | date |",
-        "| local_ts | YYYY-MM-DD HH:MM:SS, no offset | timestamp |",
-        "| utc_ts | ISO 8601 with an offset (Z or +hh:mm) | timestamptz |",
-        "| uuid | 8-4-4-4-12 hex digits | uuid |",
-        "| yes_no | Y or N | boolean |",
+        *(f"| {name} | {accepted} | {sql} |" for name, (accepted, sql) in TYPES.items()),
         "",
     ]
     for s in sources().values():

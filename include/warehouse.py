@@ -372,10 +372,8 @@ def apply_schema(url: str) -> list[str]:
                 (sql_file.name, checksum),
             )
             ran.append(sql_file.name)
-        for source in contract.sources().values():
-            conn.execute(contract.raw_table_sql(source))
-        for table in contract.shop_tables().values():
-            conn.execute(contract.shop_table_sql(table))
+        for table in [*contract.sources().values(), *contract.shop_tables().values()]:
+            conn.execute(contract.raw_table_sql(table))
         drift = contract.raw_table_drift(conn)
         if drift:
             raise SchemaError(

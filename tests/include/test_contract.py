@@ -55,6 +55,7 @@ def test_the_generated_files_agree_with_the_contract(capsys):
 
 
 def test_the_loader_reads_each_source_as_the_contract_states_it():
+    assert set(loaders.FIELD_TYPES) == set(contract.TYPES), "one parser per contract type"
     for name, spec in contract.sources().items():
         source = loaders.SOURCES[name]
         assert source.table == spec.raw_table and source.fmt == spec.format
