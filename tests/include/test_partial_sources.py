@@ -239,8 +239,11 @@ def test_a_missing_table_or_column_is_named_and_a_complete_shop_extracts(make_da
             " (order_id bigint, status text, changed_at timestamptz)"
         )
     outcomes = extract_shop(**run)
-    assert [o.object for o in outcomes] == [f"shop.{t}" for t in SHOP_TABLES]
-    assert ledger_rows(warehouse) == len(SHOP_TABLES)
+    # every table extracted, then (the first night is due) reconciled against the shop
+    assert [o.object for o in outcomes] == [f"shop.{t}" for t in SHOP_TABLES] + [
+        f"shop.{t}:reconcile" for t in SHOP_TABLES
+    ]
+    assert ledger_rows(warehouse) == 2 * len(SHOP_TABLES)
 
 
 # ---- the gates ask rows only of declared sources ----
