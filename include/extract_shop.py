@@ -37,7 +37,7 @@ class ShopTable:
     cursor_column: str  # the column the window applies to
     select: str  # reads the rows of the window (%(lo)s, %(hi)s)
     select_all: str = ""  # every row, with its window value as _window (reconciliation)
-    entity_key: tuple[str, ...] = ()  # names one row in the shop ('' : deletions not tracked)
+    entity_key: tuple[str, ...] = ()  # names one row in the shop (empty: deletions not tracked)
 
 
 def _table(spec: contract.ShopTable) -> ShopTable:
