@@ -397,7 +397,7 @@ def source_freshness(
     import psycopg
     from dbt.cli.main import dbtRunner
 
-    from include.config import HK_TZ
+    from include.pipeline import end_of
 
     cfg = settings()
     warehouse_url = warehouse_url or cfg.warehouse_url
@@ -421,10 +421,7 @@ def source_freshness(
     result = dbtRunner().invoke(args)
     if result.exception is not None:
         raise CrmError(f"dbt source freshness could not run: {result.exception}")
-    from datetime import datetime, time, timedelta
-    from zoneinfo import ZoneInfo
-
-    day_end = datetime.combine(business_date + timedelta(days=1), time(), ZoneInfo(HK_TZ))
+    day_end = end_of(business_date)
     out = []
     for r in getattr(result.result, "results", None) or []:
         node = r.node

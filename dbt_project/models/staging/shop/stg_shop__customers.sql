@@ -21,26 +21,10 @@ latest as (
 
 ),
 
-deletions as (
-
-    {{ shop_deletions('customers') }}
-
-),
-
 flagged as (
 
     -- deleted in the shop after this version: closed when the reconciliation found it gone
-    select
-        latest.*,
-        deletions.deleted_load_id,
-        deletions.deleted_detected_at,
-        deletions.entity_key is not null as is_deleted_in_shop
-
-    from latest
-    left join deletions
-        on
-            latest.customer_id::text = deletions.entity_key
-            and latest._load_id < deletions.deleted_load_id
+    {{ shop_deletion_flags('latest', 'customers', "latest.customer_id::text") }}
     where latest.version_rank = 1
 
 ),

@@ -1,3 +1,4 @@
+{%- set line_key = "source.order_id::text || '|' || source.line_no::text" -%}
 with
 
 source as (
@@ -9,27 +10,11 @@ source as (
 
 ),
 
-deletions as (
-
-    {{ shop_deletions('order_items') }}
-
-),
-
 flagged as (
 
     -- removed from its order in the shop: kept, flagged, so that the order is rebuilt
     -- downstream without it (int_sales__lines)
-    select
-        source.*,
-        deletions.deleted_load_id,
-        deletions.deleted_detected_at,
-        deletions.entity_key is not null as is_deleted_in_shop
-
-    from source
-    left join deletions
-        on
-            source.order_id::text || '|' || source.line_no::text = deletions.entity_key
-            and source._load_id < deletions.deleted_load_id
+    {{ shop_deletion_flags('source', 'order_items', line_key) }}
 
 ),
 

@@ -20,26 +20,10 @@ latest as (
 
 ),
 
-deletions as (
-
-    {{ shop_deletions('orders') }}
-
-),
-
 flagged as (
 
     -- deleted in the shop after this version (a key created again later shows again)
-    select
-        latest.*,
-        deletions.deleted_load_id,
-        deletions.deleted_detected_at,
-        deletions.entity_key is not null as is_deleted_in_shop
-
-    from latest
-    left join deletions
-        on
-            latest.order_id::text = deletions.entity_key
-            and latest._load_id < deletions.deleted_load_id
+    {{ shop_deletion_flags('latest', 'orders', "latest.order_id::text") }}
     where latest.version_rank = 1
 
 ),
