@@ -9,14 +9,16 @@ interval, midnight to midnight Asia/Hong_Kong).
    reconciliation of every key: missed versions extracted, hard deletions
    recorded in `raw.shop_deletions`), and every landing-zone file dated up to the
    business day that is not in `ops.load_ledger` yet (late files are caught up
-   by the next run). Bad rows go to `quarantine.rejected_rows`. A source the
+   by the next run, up to `CRM_LATE_DAYS` late; every `CRM_LATE_SWEEP_DAYS` the
+   whole landing history is listed for later ones). Bad rows go to `quarantine.rejected_rows`. A source the
    retailer does not have (not in `CRM_SOURCES`, README "Only some sources")
    is skipped with the reason in its log; the raw gate runs when no load failed.
 2. **Raw gate** (`gate_raw`): Great Expectations on tonight's delivery: raw
    tables of declared sources not empty, no unresolved failed load, every
    expected file (POS per open store, web per hour, daily files) arrived or is
    less than `CRM_GAP_FAIL_DAYS` late, quarantine under
-   `CRM_QUARANTINE_FAIL_RATE`, volumes within a band of recent days (warning).
+   `CRM_QUARANTINE_FAIL_RATE`, volumes within a band of recent days and no
+   file later than `CRM_LATE_DAYS` (`ops.late_files`; warnings).
    A critical failure stops the run here. Beside it, `source_freshness` runs
    `dbt source freshness` on the declared sources and records each raw table's
    age at the end of the business day in `ops.quality_results` (gate

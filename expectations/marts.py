@@ -21,8 +21,11 @@ Reconciliation, rather than repeating dbt's tests (all critical):
   equal to staging's (``stg_pos__lines``; ``stg_shop__order_items`` of orders not
   cancelled), for every date up to the business date: a join that drops or
   doubles lines, or an incremental model that drifted, differs on some day.
-- ``staging_pos_lines``: every POS file staging keeps has all its raw rows
-  (lines and quantity per load), so staging neither drops nor repeats rows.
+- ``staging_pos_lines``: every store-day's current POS export (its highest
+  seq) is in staging with all its raw rows (lines and quantity per load), and
+  no superseded export is: staging neither drops a file or a row nor repeats one.
+- ``privacy_columns`` (expectations/privacy.py): every personal-looking column of
+  the warehouse is classified by contract/privacy.yml.
 - ``identity_person_map``: no person holds more than
   ``MAX_ACCOUNTS_PER_PERSON`` shop accounts or loyalty cards, the bound of a
   chain of merges the over-merge guards should have stopped.
@@ -39,6 +42,7 @@ from datetime import date
 
 import great_expectations.expectations as gxe
 
+from expectations import privacy
 from expectations.spec import CRITICAL, WARNING, TableValidation, severity
 from include.config import HK_TZ, declared_sources
 
@@ -81,7 +85,8 @@ where sales.customer_key is not null
 
 # Daily lines and net sales per channel and store: fct_sales against staging.
 # Staging's money for online lines is restated here on purpose (quantity x price
-# less the line discount, cancelled orders excluded: DECISIONLOG "Sales"), so a
+# less the line discount, cancelled orders excluded, a line removed from its order
+# kept without money: DECISIONLOG "Sales"), so a
 # reconciliation does not share the code it checks.
 _SALES_NOT_RECONCILED = f"""
 with facts as (
@@ -98,8 +103,9 @@ staged as (
     group by 1, 2, 3
     union all
     select 'online', null, (orders.ordered_at at time zone '{HK_TZ}')::date, count(*),
-        sum((items.quantity * items.unit_price)::numeric(12, 2)
-            - items.discount_amount::numeric(12, 2))
+        sum(case when items.is_deleted_in_shop then 0 else
+            (items.quantity * items.unit_price)::numeric(12, 2)
+            - items.discount_amount::numeric(12, 2) end)
     from staging.stg_shop__order_items as items
     inner join staging.stg_shop__orders as orders on items.order_id = orders.order_id
     where not orders.is_cancelled
@@ -119,23 +125,36 @@ where (facts.lines is distinct from staged.lines
        or facts.net_amount is distinct from staged.net_amount){{date_filter}}
 """
 
-# Every POS file staging keeps, whole: its lines and quantity per load equal raw's.
-_POS_ROWS_NOT_STAGED = """
+# Every store-day's current POS export (the highest seq, of it the latest load, as
+# stg_pos__lines ranks them: restated, not shared) is in staging whole, and staging
+# holds no other file: a file dropped whole, a row lost or repeated, or a superseded
+# export kept, shows as a load whose lines or quantity differ.
+_POS_EXPORTS_NOT_STAGED = """
 with staged as (
     select pos.load_id, count(*) as lines, sum(pos.quantity) as quantity
     from (select * from {batch}) as pos
+    where true{staged_filter}
     group by 1
 ),
-landed as (
-    select lines._load_id as load_id, count(*) as lines, sum(lines.quantity) as quantity
+loads as (
+    select lines._business_date, lines._file_store_code, lines._file_seq,
+        lines._load_id as load_id, count(*) as lines, sum(lines.quantity) as quantity
     from raw.pos_lines as lines
-    where lines._load_id in (select staged.load_id from staged)
-    group by 1
+    where true{raw_filter}
+    group by 1, 2, 3, 4
+),
+landed as (
+    select distinct on (loads._business_date, loads._file_store_code)
+        loads.load_id, loads.lines, loads.quantity, loads._file_store_code as store_code,
+        loads._business_date as business_date
+    from loads
+    order by loads._business_date, loads._file_store_code, loads._file_seq desc, loads.load_id desc
 )
-select staged.load_id, staged.lines as staged_lines, landed.lines as raw_lines,
+select coalesce(staged.load_id, landed.load_id) as load_id, landed.store_code,
+    landed.business_date, staged.lines as staged_lines, landed.lines as raw_lines,
     staged.quantity as staged_quantity, landed.quantity as raw_quantity
 from staged
-left join landed on staged.load_id = landed.load_id
+full join landed on staged.load_id = landed.load_id
 where staged.lines is distinct from landed.lines or staged.quantity is distinct from landed.quantity
 """
 
@@ -231,12 +250,21 @@ def fct_sales_suite(
     return expectations
 
 
-def staging_pos_suite() -> list[gxe.Expectation]:
-    """Every POS export staging keeps has all its raw rows, once."""
+def staging_pos_suite(business_date: date | None = None) -> list[gxe.Expectation]:
+    """Every store-day's current POS export, dated up to ``business_date`` (all when
+    None), is in staging with all its raw rows, once; no other export is."""
+    staged_filter = raw_filter = ""
+    if business_date is not None:
+        day = f"date '{business_date.isoformat()}'"
+        staged_filter = f" and pos.file_business_date <= {day}"
+        raw_filter = f" and lines._business_date <= {day}"
     return [
         gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=_POS_ROWS_NOT_STAGED,
-            description="Every POS file in staging has its raw lines and quantity, no more, no fewer",
+            unexpected_rows_query=_POS_EXPORTS_NOT_STAGED.replace(
+                "{staged_filter}", staged_filter
+            ).replace("{raw_filter}", raw_filter),
+            description="Every store-day's current POS export (highest seq) is in staging with"
+            " all its raw lines and quantity, and no superseded export is",
             **severity(CRITICAL),
         )
     ]
@@ -267,8 +295,11 @@ def validations(
         TableValidation(
             "marts", "fct_sales", FCT_SALES_SUITE, fct_sales_suite(sources, business_date)
         ),
-        TableValidation("staging", "stg_pos__lines", STAGING_POS_SUITE, staging_pos_suite()),
+        TableValidation(
+            "staging", "stg_pos__lines", STAGING_POS_SUITE, staging_pos_suite(business_date)
+        ),
         TableValidation(
             "intermediate", "int_identity__person_map", PERSON_MAP_SUITE, person_map_suite()
         ),
+        *privacy.validations(),
     ]

@@ -22,6 +22,10 @@ Suites (GX validates one suite against one table at a time):
   days, and its quarantine rate.
 - ``ops_load_gaps``: every file the sources' schedules promise arrived (POS per
   open store, web per hour, one file a day); overdue ones stop the night.
+- ``ops_late_files``: no file tonight's loads found by the loader's sweep, later
+  than the late window (``CRM_LATE_DAYS``) or outside any date folder: a warning,
+  since the file is loaded (or rejected, which the ledger suite stops), but the
+  published history of its date changed tonight.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from datetime import date
 import great_expectations.expectations as gxe
 
 from expectations.spec import CRITICAL, WARNING, TableValidation, severity
-from include.config import declared_sources, gap_fail_days, quarantine_fail_rate
+from include.config import declared_sources, gap_fail_days, late_days, quarantine_fail_rate
 
 RAW_TABLES_SUITE = "raw_tables"
 OPTIONAL_RAW_TABLES_SUITE = "raw_tables_optional"
 LOAD_LEDGER_SUITE = "ops_load_ledger"
 LOAD_GAPS_SUITE = "ops_load_gaps"
+LATE_FILES_SUITE = "ops_late_files"
 
 VOLUME_BAND = (0.25, 4.0)
 """Tonight's rows of a source, as a share of its median day: outside this band is a warning."""
@@ -275,6 +280,29 @@ where usual.days >= {VOLUME_MIN_DAYS}
     ]
 
 
+def late_files_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """No file found tonight later than the late window (the newest night's when None)."""
+    night = (
+        "(select max(found_for) from ops.late_files)"
+        if business_date is None
+        else f"date '{business_date.isoformat()}'"
+    )
+    query = (
+        "select late.source, late.object, ledger.business_date as file_date, late.found_for"
+        " from (select * from {batch}) as late"
+        " inner join ops.load_ledger as ledger on ledger.load_id = late.load_id"
+        f" where late.found_for = {night}"
+    )
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description=f"No file came more than {late_days()} days late (CRM_LATE_DAYS):"
+            " one that did is loaded tonight, and its date's published figures changed",
+            **severity(WARNING),
+        )
+    ]
+
+
 def validations(
     business_date: date | None = None, sources: tuple[str, ...] | None = None
 ) -> list[TableValidation]:
@@ -300,4 +328,5 @@ def validations(
             load_ledger_suite(business_date) + delivery_suite(business_date),
         ),
         TableValidation("ops", "load_gaps", LOAD_GAPS_SUITE, load_gaps_suite(business_date)),
+        TableValidation("ops", "late_files", LATE_FILES_SUITE, late_files_suite(business_date)),
     ]

@@ -146,6 +146,32 @@ def shop_reconcile_days(value: str | None = None) -> int:
     return days
 
 
+LATE_DAYS_VARIABLE = "CRM_LATE_DAYS"
+LATE_SWEEP_VARIABLE = "CRM_LATE_SWEEP_DAYS"
+
+
+def _whole_days(variable: str, default: str, value: str | None, minimum: int) -> int:
+    text = os.environ.get(variable, default) if value is None else value
+    days = int(text) if text.strip().isdigit() else -1
+    if days < minimum:
+        raise ConfigError(
+            f"{variable} must be a whole number of days, at least {minimum} (got {text!r})."
+        )
+    return days
+
+
+def late_days(value: str | None = None) -> int:
+    """How many days late a dated file is still listed by every night's load (default 14);
+    the incremental models reprocess loads as far back (dbt var incremental_lookback_days)."""
+    return _whole_days(LATE_DAYS_VARIABLE, "14", value, 0)
+
+
+def late_sweep_days(value: str | None = None) -> int:
+    """How often (days) the loader lists a dated source's whole landing history (default 7),
+    to find files that came later than ``late_days`` and were never listed."""
+    return _whole_days(LATE_SWEEP_VARIABLE, "7", value, 1)
+
+
 def declared_sources(value: str | None = None) -> tuple[str, ...]:
     """The source systems this retailer has, from ``CRM_SOURCES`` (or ``value``), in pipeline order.
 
@@ -195,6 +221,11 @@ def declared_sources(value: str | None = None) -> tuple[str, ...]:
     return tuple(name for name in SOURCES if name in names)
 
 
+CUSTOMER_KEY_SECRET_VARIABLE = "CRM_CUSTOMER_KEY_SECRET"
+DEV_CUSTOMER_KEY_SECRET = "dev-only-secret"
+"""The local default (also dbt_project.yml's, for a dbt command typed by hand)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse_url: str
@@ -215,7 +246,18 @@ class Settings:
 
     @property
     def customer_key_secret(self) -> str:
-        return os.environ.get("CRM_CUSTOMER_KEY_SECRET", "dev-only-secret")
+        """The key of the pseudonymous customer_key. The default is public (it is in
+        this repository), so it is accepted only on the embedded, local warehouse."""
+        secret = os.environ.get(CUSTOMER_KEY_SECRET_VARIABLE, "").strip()
+        if secret and secret != DEV_CUSTOMER_KEY_SECRET:
+            return secret
+        if self.embedded:
+            return DEV_CUSTOMER_KEY_SECRET
+        raise ConfigError(
+            f"{CUSTOMER_KEY_SECRET_VARIABLE} must hold a secret of your own when WAREHOUSE_URL"
+            " points at a real warehouse: the default is public, so anyone holding a card or"
+            " shop id could recompute its customer_key."
+        )
 
 
 ALERT_EMAIL_VARIABLE = "CRM_ALERT_EMAIL_TO"

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from include import privacy
+
 PROJECT = Path(__file__).resolve().parents[1]
 CONTRACT_FILE = PROJECT / "contract" / "sources.yml"
 DBT_STAGING = PROJECT / "dbt_project" / "models" / "staging"
@@ -47,7 +49,7 @@ _SOURCE_KEYS = {
     "keep_extra", "business_date_group", "table", "dbt_table", "table_description",
     "freshness", "name_columns", "fields",
 }  # fmt: skip
-_FIELD_KEYS = {"name", "type", "required", "field", "personal", "description"}
+_FIELD_KEYS = {"name", "type", "required", "field", "description"}
 _NAME_COLUMN_KEYS = {"name", "group", "type", "description"}
 
 
@@ -148,6 +150,12 @@ def _type(where: str, name: str) -> str:
     return name
 
 
+def _is_personal(relation: str, column: str) -> bool:
+    """Personal data by the privacy policy (contract/privacy.yml), its one place."""
+    dataset = privacy.policy().datasets.get(relation)
+    return dataset is not None and column in dataset.columns and dataset.columns[column].is_personal
+
+
 def _source(name: str, spec: dict[str, Any]) -> SourceContract:
     where = f"source {name}"
     _unknown(where, spec, _SOURCE_KEYS)
@@ -160,7 +168,7 @@ def _source(name: str, spec: dict[str, Any]) -> SourceContract:
                 type=_type(f"{where} field {f['name']}", f["type"]),
                 required=bool(f.get("required", False)),
                 path=f.get("field", f["name"]),
-                personal=bool(f.get("personal", False)),
+                personal=_is_personal(f"raw.{spec['table']}", f["name"]),
                 description=f["description"],
             )
         )
@@ -208,7 +216,7 @@ _SHOP_TYPES = {"text", "int", "bigint", "numeric(12, 2)", "date", "boolean", "ti
 _SHOP_TABLE_KEYS = {
     "description", "window", "loaded_at_field", "raw_key", "entity_key", "columns"
 }  # fmt: skip
-_SHOP_COLUMN_KEYS = {"name", "type", "personal", "description"}
+_SHOP_COLUMN_KEYS = {"name", "type", "description"}
 
 
 @dataclass(frozen=True)
@@ -260,7 +268,12 @@ def shop_tables() -> dict[str, ShopTable]:
                     f"one of {', '.join(sorted(_SHOP_TYPES))}"
                 )
             columns.append(
-                ShopColumn(c["name"], c["type"], bool(c.get("personal")), c["description"])
+                ShopColumn(
+                    c["name"],
+                    c["type"],
+                    _is_personal(f"raw.shop_{name}", c["name"]),
+                    c["description"],
+                )
             )
         names = {c.name for c in columns}
         for key in [*t["raw_key"], *t.get("entity_key", [])]:

@@ -28,7 +28,13 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from include.config import REPO_ROOT, CrmError, settings
+from include.config import (
+    CUSTOMER_KEY_SECRET_VARIABLE,
+    REPO_ROOT,
+    CrmError,
+    late_days,
+    settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,12 +277,19 @@ def build(
         "--threads",
         str(dbt_threads()),
         "--vars",
-        json.dumps({"business_date": business_date.isoformat()}),
+        json.dumps(
+            {
+                "business_date": business_date.isoformat(),
+                "incremental_lookback_days": late_days(),
+            }
+        ),
         *NIGHT_EXCLUDES,
     ]
     if select:
         args += ["--select", *select]
     os.environ.update(dbt_env(warehouse_url))
+    # refused here, before anything is built, if the public default would key a real warehouse
+    os.environ[CUSTOMER_KEY_SECRET_VARIABLE] = cfg.customer_key_secret
     log.info("dbt %s", " ".join(args))
     result = dbtRunner().invoke(args)
     results = list(getattr(result.result, "results", None) or [])

@@ -33,7 +33,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,7 +47,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 
 from include import contract
-from include.config import HK_TZ
+from include.config import HK_TZ, late_days, late_sweep_days
 from include.landing import Landing, LandingObject, LandingObjectChanged
 from include.ledger import ConservationError, Ledger, LoadOutcome
 
@@ -496,8 +495,9 @@ def load_source(
         ledger = Ledger(conn)
         batch: list[_Pending] = []
         batch_bytes = 0
+        listing = _Listing(source, business_date)
         with ledger.source_lock(source_name):
-            for listed in _candidates(conn, source, landing, business_date):
+            for listed in _candidates(conn, listing, landing):
                 obj = listed
                 if obj.key.rsplit("/", 1)[-1].startswith("."):
                     # The landing contract's temporary name: a file still being written.
@@ -561,6 +561,7 @@ def load_source(
                     report.add(_load_batch(conn, ledger, source, batch, landing))
                     batch, batch_bytes = [], 0
             report.add(_load_batch(conn, ledger, source, batch, landing))
+            _record_listing(conn, listing, report)
             record_gaps(conn, source, business_date)
     log.info(report.summary())
     if report.failed:
@@ -571,18 +572,31 @@ def load_source(
     return report
 
 
-LATE_DAYS = int(os.environ.get("CRM_LATE_DAYS", "14"))
+@dataclass
+class _Listing:
+    """What ``_candidates`` listed: the files, and which of them a sweep found late."""
+
+    source: Source
+    business_date: date
+    #: Keys of files dated before the nightly window that no earlier run listed.
+    late: set[str] = field(default_factory=set)
+    #: True when this run listed the source's whole landing history (``late_sweep_days``).
+    swept: bool = False
 
 
-def _candidates(conn, source: Source, landing: Landing, business_date: date):
-    """The files that may need loading, without listing a source's whole history.
+def _candidates(conn, listing: _Listing, landing: Landing) -> Iterator[LandingObject]:
+    """The files that may need loading, without listing a source's whole history each night.
 
-    For sources with one folder per day, only the days from ``LATE_DAYS``
+    For sources with one folder per day, only the days from ``late_days()``
     before the business date are listed, extended back to the day after the
     last day that loaded anything (so a first run or a long outage catches up
-    on the whole backlog). A file arriving more than ``LATE_DAYS`` late is
-    picked up by a backfill of its date.
+    on the whole backlog). Every ``late_sweep_days()`` a run also lists the
+    whole history once (a sweep): a file that came later than that window, or
+    under a folder that is no date, is not in the ledger and is yielded too
+    (recorded in ``listing.late``), so no object of the landing zone is left
+    out of the ledger for long.
     """
+    source, business_date = listing.source, listing.business_date
     if not source.dated_folders:
         yield from landing.list(source.prefix)
         return
@@ -591,12 +605,75 @@ def _candidates(conn, source: Source, landing: Landing, business_date: date):
         (source.name,),
     ).fetchone()
     if last is None:
+        listing.swept = True  # the whole history, listed: a sweep
         yield from landing.list(source.prefix)
         return
-    day = min(business_date - timedelta(days=LATE_DAYS), last + timedelta(days=1))
+    first = min(business_date - timedelta(days=late_days()), last + timedelta(days=1))
+    day = first
     while day <= business_date:
         yield from landing.list(f"{source.prefix}{day.isoformat()}")
         day += timedelta(days=1)
+    if not _sweep_due(conn, source.name, business_date):
+        return
+    known = {
+        key
+        for (key,) in conn.execute(
+            "select distinct object from ops.load_ledger where source = %s", (source.name,)
+        )
+    }
+    listing.swept = True
+    for obj in landing.list(source.prefix):
+        if obj.key in known:
+            continue
+        folder = obj.key[len(source.prefix) :].split("/", 1)[0]
+        try:
+            folder_date = date.fromisoformat(folder) if _ISO_DATE.fullmatch(folder) else None
+        except ValueError:
+            folder_date = None  # not a date (the 30th of February): only a sweep lists it
+        if folder_date is not None and folder_date >= first:
+            continue  # listed tonight, or dated later (its own night lists it)
+        listing.late.add(obj.key)
+        log.warning(
+            "%s: %s was never listed (later than the %d-day late window, or outside any"
+            " date folder): found by the sweep",
+            source.name,
+            obj.key,
+            late_days(),
+        )
+        yield obj
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _sweep_due(conn, source_name: str, business_date: date) -> bool:
+    """True unless a sweep of the source ran for a business date in the last
+    ``late_sweep_days()`` days up to this one."""
+    (recent,) = conn.execute(
+        "select count(*) from ops.landing_sweeps where source = %s"
+        " and business_date > %s and business_date <= %s",
+        (source_name, business_date - timedelta(days=late_sweep_days()), business_date),
+    ).fetchone()
+    return recent == 0
+
+
+def _record_listing(conn, listing: _Listing, report: SourceReport) -> None:
+    """After every listed file was dealt with: the sweep, and the late files it loaded."""
+    if not listing.swept:
+        return
+    late = [o for o in report.loaded if o.object in listing.late and o.load_id is not None]
+    for outcome in late:
+        conn.execute(
+            "insert into ops.late_files (load_id, source, object, found_for)"
+            " values (%s, %s, %s, %s) on conflict do nothing",
+            (outcome.load_id, listing.source.name, outcome.object, listing.business_date),
+        )
+    conn.execute(
+        "insert into ops.landing_sweeps (source, business_date, files_found_late)"
+        " values (%s, %s, %s) on conflict (source, business_date) do update"
+        " set swept_at = clock_timestamp(), files_found_late = excluded.files_found_late",
+        (listing.source.name, listing.business_date, len(listing.late)),
+    )
 
 
 def _unresolved(

@@ -8,9 +8,12 @@
     ops.load_ledger business_date is at most var('incremental_lookback_days')
     (default 14 = the loader's CRM_LATE_DAYS) before the previous run's
     horizon (the latest load business date already in the table, capped at
-    D - 1). Late files are listed by the loader at most CRM_LATE_DAYS back, so
-    every load since the previous run is recent. The rows of a unit carry
-    `load_id`, the newest load behind them. See DECISIONLOG.md "Sales".
+    D - 1), or that is newer than every load the table holds (load ids grow
+    with time). The loader lists late files CRM_LATE_DAYS back each night and
+    finds older ones in its periodic sweep (CRM_LATE_SWEEP_DAYS): such a file
+    is dated before the window, and its load id alone makes it recent. The
+    rows of a unit carry `load_id`, the newest load behind them. See
+    DECISIONLOG.md "Sales".
 
     A night for a business date earlier than what the table already holds (a
     backfill) is a rewind: incremental_is_rewind() is true, the model selects
@@ -31,9 +34,10 @@
 
 {#-
     The load_ids an incremental run need not reprocess (a subquery): loads
-    dated before the look-back window. A row whose load_id is not in it is
-    reprocessed, so a load missing from the ledger counts as recent, and an
-    empty table (no horizon) reprocesses everything.
+    dated before the look-back window and no newer than the newest load the
+    table holds. A row whose load_id is not in it is reprocessed, so a load
+    missing from the ledger counts as recent, and an empty table (no horizon)
+    reprocesses everything.
 -#}
 {% macro incremental_settled_load_ids() -%}
     {%- set ledger = source('ops', 'load_ledger') -%}
@@ -51,6 +55,7 @@
         from {{ ledger }} as known_loads
         where known_loads.load_id in (select previous.load_id from {{ this }} as previous)
     )
+    and settled_loads.load_id <= (select max(newest.load_id) from {{ this }} as newest)
 {%- endmacro %}
 
 {#- True (SQL) when the table holds rows of loads dated after the run's business date. -#}

@@ -29,11 +29,11 @@ create schema if not exists staging;
 create schema if not exists intermediate;
 create table marts.dim_customer (customer_key text);
 create table staging.stg_pos__lines (load_id bigint, store_code text, sold_at timestamptz,
-    quantity integer, net_amount numeric(12, 2));
+    quantity integer, net_amount numeric(12, 2), file_business_date date);
 create table staging.stg_shop__orders (order_id bigint, ordered_at timestamptz,
     is_cancelled boolean);
 create table staging.stg_shop__order_items (order_id bigint, line_no integer, quantity integer,
-    unit_price numeric(12, 2), discount_amount numeric(12, 2));
+    unit_price numeric(12, 2), discount_amount numeric(12, 2), is_deleted_in_shop boolean);
 create table intermediate.int_identity__person_map (identity_id text, identity_type text,
     customer_key text);
 """
@@ -64,11 +64,12 @@ insert into raw.privacy_requests (request_id, received_at, request_type, _load_i
 insert into ops.load_ledger (source, object, checksum, business_date, status)
     values ('pos', 'pos/2026-11-20/TST01_1.csv', 'abc', '2026-11-20', 'loaded');
 insert into marts.dim_customer values ('c1'), ('c2');
-insert into staging.stg_pos__lines values (2, 'TST01', '2026-11-20 10:00+08', 1, 5.00),
-    (2, 'TST01', '2026-11-20 11:00+08', 1, 3.00);
+insert into staging.stg_pos__lines values (2, 'TST01', '2026-11-20 10:00+08', 1, 5.00, '2026-11-20'),
+    (2, 'TST01', '2026-11-20 11:00+08', 1, 3.00, '2026-11-20');
 insert into staging.stg_shop__orders values (1, '2026-11-20 12:00+08', false),
     (2, '2026-11-20 13:00+08', true);
-insert into staging.stg_shop__order_items values (1, 1, 2, 6.00, 2.00), (2, 1, 1, 99.00, 0);
+insert into staging.stg_shop__order_items values (1, 1, 2, 6.00, 2.00, false),
+    (2, 1, 1, 99.00, 0, false);
 insert into intermediate.int_identity__person_map values ('shop:1', 'shop', 'c1'),
     ('loyalty:1234567890', 'loyalty', 'c2');
 insert into marts.fct_sales values ('s1', 'online', 'c1', null, '2026-11-20', 10.00),
@@ -355,7 +356,8 @@ def test_an_online_shop_only_passes_the_marts_gate_without_store_sales(
     gx_dir = tmp_path / "gx"
     execute(
         warehouse,
-        "delete from marts.fct_sales where channel = 'store'; delete from staging.stg_pos__lines",
+        "delete from marts.fct_sales where channel = 'store'; delete from staging.stg_pos__lines;"
+        " delete from raw.pos_lines",
     )
 
     monkeypatch.delenv("CRM_SOURCES", raising=False)  # POS declared: listed, not blocking
@@ -473,6 +475,26 @@ def test_a_collapsed_volume_warns_and_a_high_quarantine_rate_stops_the_night(war
             "staging.stg_pos__lines",
             "raw lines",
         ),
+        # a store-day's export that staging dropped whole (it keeps nothing of TST02's day)
+        (
+            "insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku,"
+            " quantity, unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file,"
+            " _line) values ('R7', 'TST02', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 1, 4.00,"
+            " '2026-11-20', 'TST02', 1, 9, 'pos/2026-11-20/TST02_1.csv', 2)",
+            "staging.stg_pos__lines",
+            "current POS export",
+        ),
+        # staging kept a superseded export: TST01's day was re-sent as seq 2
+        (
+            "insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku,"
+            " quantity, unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file,"
+            " _line) values ('R1', 'TST01', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 1, 5.00,"
+            " '2026-11-20', 'TST01', 2, 9, 'pos/2026-11-20/TST01_2.csv', 2),"
+            " ('R2', 'TST01', '2026-11-20 11:00', 'SALE', 1, 'SKU1', 1, 3.00,"
+            " '2026-11-20', 'TST01', 2, 9, 'pos/2026-11-20/TST01_2.csv', 3)",
+            "staging.stg_pos__lines",
+            "current POS export",
+        ),
         # one person holding four loyalty cards
         (
             "insert into intermediate.int_identity__person_map values"
@@ -482,7 +504,14 @@ def test_a_collapsed_volume_warns_and_a_high_quarantine_rate_stops_the_night(war
             "more than 3",
         ),
     ],
-    ids=["line-dropped", "cancelled-counted", "staging-lost-a-row", "over-merged-person"],
+    ids=[
+        "line-dropped",
+        "cancelled-counted",
+        "staging-lost-a-row",
+        "staging-dropped-a-file",
+        "staging-kept-a-superseded-export",
+        "over-merged-person",
+    ],
 )
 def test_the_marts_gate_reconciles_and_stops_publication(warehouse, tmp_path, damage, table, what):
     execute(warehouse, damage)
@@ -491,15 +520,33 @@ def test_the_marts_gate_reconciles_and_stops_publication(warehouse, tmp_path, da
         gate("marts", warehouse, tmp_path / "gx")
 
     (critical,) = failed.value.result.critical_failures
-    assert critical.startswith(f"{table}: unexpected_rows_expectation failed (observed 1)")
+    assert critical.startswith(f"{table}: unexpected_rows_expectation failed (observed ")
     assert what in critical
+
+
+def test_a_re_exported_store_day_reconciles_with_its_latest_export_only(warehouse, tmp_path):
+    """seq 2 of TST01's day supersedes seq 1 whole: staging keeps seq 2, and that passes."""
+    execute(
+        warehouse,
+        "insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku,"
+        " quantity, unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file,"
+        " _line) values ('R1', 'TST01', '2026-11-20 10:00', 'SALE', 1, 'SKU1', 2, 5.00,"
+        " '2026-11-20', 'TST01', 2, 9, 'pos/2026-11-20/TST01_2.csv', 2);"
+        " delete from staging.stg_pos__lines;"
+        " insert into staging.stg_pos__lines values"
+        " (9, 'TST01', '2026-11-20 10:00+08', 2, 10.00, '2026-11-20');"
+        " delete from marts.fct_sales where channel = 'store';"
+        " insert into marts.fct_sales values ('s4', 'store', 'c2', 'TST01', '2026-11-20', 10.00)",
+    )
+    assert gate("marts", warehouse, tmp_path / "gx").success
 
 
 def test_a_line_dated_after_the_night_is_not_reconciled_by_it(warehouse, tmp_path):
     """A backfill of an older night judges the sales up to its date only."""
     execute(
         warehouse,
-        "insert into staging.stg_pos__lines values (8, 'TST01', '2026-11-21 10:00+08', 1, 7.00);"
+        "insert into staging.stg_pos__lines values (8, 'TST01', '2026-11-21 10:00+08', 1, 7.00,"
+        " '2026-11-21');"
         " insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku,"
         " quantity, unit_price, _business_date, _file_store_code, _file_seq, _load_id, _file,"
         " _line) values ('R3', 'TST01', '2026-11-21 10:00', 'SALE', 1, 'SKU1', 1, 7.00,"
@@ -508,3 +555,23 @@ def test_a_line_dated_after_the_night_is_not_reconciled_by_it(warehouse, tmp_pat
     assert gate("marts", warehouse, tmp_path / "gx").success
     with pytest.raises(GateFailed):
         gate("marts", warehouse, tmp_path / "gx", business_date=date(2026, 11, 21))
+
+
+def test_a_file_found_later_than_the_late_window_warns_on_the_night_it_loads(warehouse, tmp_path):
+    execute(
+        warehouse,
+        "with late as (insert into ops.load_ledger (source, object, checksum, business_date,"
+        " status) values ('pos', 'pos/2026-09-01/TST01_1.csv', 'late', '2026-09-01', 'loaded')"
+        " returning load_id)"
+        " insert into ops.late_files (load_id, source, object, found_for)"
+        " select load_id, 'pos', 'pos/2026-09-01/TST01_1.csv', '2026-11-20' from late",
+    )
+    result = gate("raw", warehouse, tmp_path / "gx")
+    assert result.success
+    (warning,) = result.warning_failures
+    assert warning.startswith("ops.late_files: unexpected_rows_expectation failed (observed 1)")
+    assert "more than 14 days late" in warning
+
+    # the next night does not warn again
+    next_night = gate("raw", warehouse, tmp_path / "gx", date(2026, 11, 21))
+    assert not [w for w in next_night.warning_failures if w.startswith("ops.late_files")]

@@ -367,7 +367,7 @@ def test_late_files_are_caught_up_and_old_history_is_not_relisted(wh, tmp_path):
     assert len(first.loaded) == 2  # a first run takes the whole backlog
 
     write(tmp_path, "pos/2026-11-15/CC01_1.csv", header)  # 6 days late: caught up
-    write(tmp_path, "pos/2026-10-01/DD01_1.csv", header)  # 51 days late: left to a backfill
+    write(tmp_path, "pos/2026-10-01/DD01_1.csv", header)  # 51 days late: not listed nightly
     nightly = load_source(
         "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 21)
     )
@@ -378,6 +378,62 @@ def test_late_files_are_caught_up_and_old_history_is_not_relisted(wh, tmp_path):
         "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 10, 1)
     )
     assert [o.object for o in backfill.loaded] == ["pos/2026-10-01/DD01_1.csv"]
+    assert counts(wh, "select count(*) from ops.late_files") == [(0,)]
+
+
+def test_a_file_later_than_the_late_window_is_found_by_the_weekly_sweep(wh, tmp_path):
+    """Every CRM_LATE_SWEEP_DAYS (7) the whole history is listed: a file 57 days late is
+    loaded then and recorded as late (the raw gate warns); the nights between do not list
+    it, and a re-run of the sweep night loads nothing twice."""
+    landing = LocalLanding(tmp_path)
+    header = (HEADER + "\n").encode()
+    row = "R-1,TST01,2026-10-01 10:00:00,SALE,1,SKU1,1,1.00,0,cash,,S1\n"
+    write(tmp_path, "pos/2026-11-20/BB01_1.csv", header)
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 20))
+
+    write(tmp_path, "pos/2026-10-01/TST01_1.csv", (HEADER + "\n" + row).encode())
+    for day in range(21, 27):  # the first run listed everything: a sweep, so none is due
+        night = load_source(
+            "pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, day)
+        )
+        assert night.loaded == []
+
+    swept = load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 27))
+    assert [(o.object, o.rows_loaded) for o in swept.loaded] == [("pos/2026-10-01/TST01_1.csv", 1)]
+    assert counts(
+        wh,
+        "select late.object, ledger.business_date::text, late.found_for::text"
+        " from ops.late_files late join ops.load_ledger ledger using (load_id)",
+    ) == [("pos/2026-10-01/TST01_1.csv", "2026-10-01", "2026-11-27")]
+    assert counts(
+        wh, "select business_date::text, files_found_late from ops.landing_sweeps order by 1"
+    ) == [("2026-11-20", 0), ("2026-11-27", 1)]
+
+    again = load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 27))
+    assert again.loaded == []
+    assert counts(wh, "select count(*) from raw.pos_lines") == [(1,)]
+
+
+def test_a_file_outside_any_date_folder_is_rejected_by_the_sweep(wh, tmp_path):
+    """No nightly listing sees pos/2026-02-30/ or pos/misc/: the sweep puts them in the
+    ledger as failed, and the good files of the night still load."""
+    landing = LocalLanding(tmp_path)
+    header = (HEADER + "\n").encode()
+    write(tmp_path, "pos/2026-11-19/AA01_1.csv", header)
+    load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 19))
+    write(tmp_path, "pos/2026-02-30/TST01_1.csv", header)
+    write(tmp_path, "pos/misc/TST01_1.csv", header)
+    write(tmp_path, "pos/2026-11-27/BB01_1.csv", header)
+
+    with pytest.raises(FileRejected, match="2 pos file"):
+        load_source("pos", warehouse_url=wh, landing=landing, business_date=date(2026, 11, 27))
+
+    assert counts(wh, "select object, status from ops.load_ledger order by object") == [
+        ("pos/2026-02-30/TST01_1.csv", "failed"),
+        ("pos/2026-11-19/AA01_1.csv", "loaded"),
+        ("pos/2026-11-27/BB01_1.csv", "loaded"),
+        ("pos/misc/TST01_1.csv", "failed"),
+    ]
 
 
 LOYALTY = "card_no,full_name,phone,email,district,tier,joined_on,marketing_opt_in,updated_at\n"

@@ -280,7 +280,13 @@ def test_raw_suite_of_an_online_shop_only_and_of_every_source(monkeypatch):
     }
     optional = {v.table for v in raw.validations(DAY) if v.suite_name != raw.RAW_TABLES_SUITE}
     # complaints and privacy (always declared) come when something happens: may be empty
-    assert optional == {"complaint_tickets", "privacy_requests", "load_ledger", "load_gaps"}
+    assert optional == {
+        "complaint_tickets",
+        "privacy_requests",
+        "load_ledger",
+        "load_gaps",
+        "late_files",
+    }
     monkeypatch.delenv("CRM_SOURCES")
     assert row_count_tables(raw.validations(DAY)) == set(raw.REQUIRED_TABLES)
     assert len(raw.REQUIRED_TABLES) == 8

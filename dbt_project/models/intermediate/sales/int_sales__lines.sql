@@ -27,8 +27,10 @@
     drops receipts. Lines of cancelled orders stay here (is_cancelled, no
     money), so an order never vanishes; fct_sales leaves them out. An order
     deleted in the shop counts as cancelled; a line removed from its order
-    (raw.shop_deletions, stg_shop__order_items) is left out when the order is
-    rebuilt.
+    (raw.shop_deletions, stg_shop__order_items) stays as a VOID line (no
+    quantity or money), like a line cancelled at the till, so the order's
+    rows are replaced even when every line was removed (delete+insert only
+    replaces units that still have rows).
 -#}
 {%- set settled_load_ids = incremental_settled_load_ids() -%}
 {%- set is_rewind = incremental_is_rewind() -%}
@@ -80,7 +82,8 @@ pos_lines as (
 
 online_lines as (
 
-    -- a cancelled order never became a sale: its lines keep no quantity or money
+    -- a cancelled order never became a sale, nor did a line removed from its
+    -- order: they keep no quantity or money
     select
         'online|' || orders.order_id::text as sales_unit_key,
         'online' as channel,
@@ -89,18 +92,21 @@ online_lines as (
         orders.ordered_at as sold_at,
         null::text as store_code,
         order_items.sku,
-        case when orders.is_cancelled then 0 else order_items.quantity end as quantity,
+        case
+            when orders.is_cancelled or order_items.is_deleted_in_shop then 0
+            else order_items.quantity
+        end as quantity,
         order_items.unit_price,
         case
-            when orders.is_cancelled then 0
+            when orders.is_cancelled or order_items.is_deleted_in_shop then 0
             else order_items.quantity * order_items.unit_price
         end::numeric(12, 2) as gross_amount,
         case
-            when orders.is_cancelled then 0
+            when orders.is_cancelled or order_items.is_deleted_in_shop then 0
             else order_items.discount_amount
         end::numeric(12, 2) as discount_amount,
         false as is_return,
-        false as is_void,
+        coalesce(order_items.is_deleted_in_shop, false) as is_void,
         orders.is_cancelled,
         orders.payment_method,
         orders.order_status,
@@ -110,11 +116,8 @@ online_lines as (
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id
-    -- a line removed from the order in the shop (its order is rebuilt without it)
-    where
-        order_items.is_deleted_in_shop is not true
     {% if is_incremental() %}
-        and orders.order_id in (select changed_orders.order_id from changed_orders)
+        where orders.order_id in (select changed_orders.order_id from changed_orders)
     {% endif %}
 
 ),

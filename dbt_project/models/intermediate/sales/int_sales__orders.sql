@@ -80,6 +80,7 @@ order_totals as (
         sum(unit_lines.discount_amount) as line_discount_amount,
         bool_or(unit_lines.is_cancelled) as is_cancelled,
         bool_or(unit_lines.is_return) as has_return_line,
+        bool_and(unit_lines.is_void) as has_only_void_lines,
         max(unit_lines.load_id) as load_id
 
     from unit_lines
@@ -89,15 +90,16 @@ order_totals as (
 
 joined as (
 
-    -- a cancelled order charged nothing: no coupon, no shipping fee
+    -- a cancelled order, or one whose every line was removed in the shop,
+    -- charged nothing: no coupon, no shipping fee
     select
         order_totals.*,
         case
-            when order_totals.is_cancelled then 0
+            when order_totals.is_cancelled or order_totals.has_only_void_lines then 0
             else coalesce(orders.order_discount_amount, 0)
         end::numeric(12, 2) as order_discount_amount,
         case
-            when order_totals.is_cancelled then 0
+            when order_totals.is_cancelled or order_totals.has_only_void_lines then 0
             else coalesce(orders.shipping_fee, 0)
         end::numeric(12, 2) as shipping_fee
 

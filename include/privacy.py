@@ -1,0 +1,167 @@
+"""The privacy policy (contract/privacy.yml): read once, checked, and asked questions.
+
+The policy is the one place that says which columns hold personal data, who may
+read each dataset and how long it is kept. This module only reads it; the marts
+gate (expectations/privacy.py) uses it to stop publication when the warehouse
+holds a personal-looking column the policy does not classify, and the tests use
+it against the dbt manifest and the source contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from include.config import REPO_ROOT, CrmError
+
+POLICY_PATH = REPO_ROOT / "contract" / "privacy.yml"
+SENSITIVITIES = ("personal", "sensitive", "pseudonymous", "not_personal")
+MASKINGS = ("none", "hash", "redact", "nullify")
+
+
+class PolicyError(CrmError):
+    """The policy file is malformed, or the warehouse holds what it does not classify."""
+
+
+@dataclass(frozen=True)
+class Column:
+    sensitivity: str
+    masking: str
+    departments: tuple[str, ...]
+    note: str | None = None
+
+    @property
+    def is_personal(self) -> bool:
+        return self.sensitivity in ("personal", "sensitive")
+
+
+@dataclass(frozen=True)
+class Retention:
+    days: int
+    column: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    purpose: str
+    departments: tuple[str, ...]
+    columns: dict[str, Column]
+    #: None: kept while the business needs it (no personal column); "derived": rebuilt
+    #: from the datasets it reads.
+    retention: Retention | str | None
+    legal_hold_days: int | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    departments: dict[str, str]
+    name_patterns: tuple[str, ...]
+    content_patterns: dict[str, str]
+    datasets: dict[str, Dataset]
+
+    @property
+    def name_regex(self) -> str:
+        """One case-insensitive regular expression for a personal-looking column name."""
+        return "|".join(f"({p})" for p in self.name_patterns)
+
+    def looks_personal(self, column: str) -> bool:
+        return re.search(self.name_regex, column, re.IGNORECASE) is not None
+
+    def classified(self) -> set[tuple[str, str]]:
+        """Every (dataset, column) the policy classifies, personal or not."""
+        return {(d.name, c) for d in self.datasets.values() for c in d.columns}
+
+    def unclassified(self, columns: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Of (``schema.relation``, column) pairs, those that look personal and that
+        the policy does not classify, sorted."""
+        known = self.classified()
+        return sorted({(rel, col) for rel, col in columns if self.looks_personal(col)} - known)
+
+
+def _fail(where: str, what: str) -> PolicyError:
+    return PolicyError(f"{POLICY_PATH.name}: {where}: {what}")
+
+
+def _departments(raw, where: str, known: dict[str, str]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where, "departments must be a non-empty list")
+    unknown = [d for d in raw if d not in known]
+    if unknown:
+        raise _fail(where, f"unknown department(s) {unknown}; declared: {sorted(known)}")
+    return tuple(raw)
+
+
+def _retention(raw, where: str, actions: list[str]) -> Retention | str | None:
+    if raw is None or raw == "derived":
+        return raw
+    if not isinstance(raw, dict) or set(raw) != {"days", "from", "action"}:
+        raise _fail(where, "retention must be 'derived' or {days, from, action}")
+    if not isinstance(raw["days"], int) or raw["days"] < 1:
+        raise _fail(where, f"retention days must be a whole number >= 1, got {raw['days']!r}")
+    if raw["action"] not in actions:
+        raise _fail(where, f"retention action must be one of {actions}, got {raw['action']!r}")
+    return Retention(raw["days"], raw["from"], raw["action"])
+
+
+def parse(document: dict) -> Policy:
+    """A policy from its YAML document, every value checked (one sentence per mistake)."""
+    if document.get("policy_version") != 1:
+        raise _fail("policy_version", "must be 1")
+    departments = document.get("departments") or {}
+    detection = document.get("detection") or {}
+    names = tuple(detection.get("names") or ())
+    content = dict(detection.get("content") or {})
+    if not names or not content:
+        raise _fail("detection", "needs names and content patterns")
+    for pattern in (*names, *content.values()):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise _fail("detection", f"{pattern!r} is not a regular expression: {exc}") from exc
+    actions = list(document.get("retention_actions") or ())
+    datasets: dict[str, Dataset] = {}
+    for name, spec in (document.get("datasets") or {}).items():
+        if name.count(".") != 1:
+            raise _fail(name, "a dataset is named <schema>.<relation>")
+        if not spec.get("purpose"):
+            raise _fail(name, "needs a purpose")
+        dataset_departments = _departments(spec.get("departments"), name, departments)
+        columns = {}
+        for column, col in (spec.get("columns") or {}).items():
+            where = f"{name}.{column}"
+            if col.get("sensitivity") not in SENSITIVITIES:
+                raise _fail(where, f"sensitivity must be one of {SENSITIVITIES}")
+            if col.get("masking") not in MASKINGS:
+                raise _fail(where, f"masking must be one of {MASKINGS}")
+            narrower = _departments(
+                col.get("departments", list(dataset_departments)), where, departments
+            )
+            columns[column] = Column(col["sensitivity"], col["masking"], narrower, col.get("note"))
+        retention = _retention(spec.get("retention"), name, actions)
+        if retention is None and any(c.is_personal for c in columns.values()):
+            raise _fail(
+                name, "holds personal data, so it needs a retention ('derived' or a period)"
+            )
+        hold = spec.get("legal_hold")
+        datasets[name] = Dataset(
+            name,
+            spec["purpose"],
+            dataset_departments,
+            columns,
+            retention,
+            hold.get("days") if isinstance(hold, dict) else None,
+        )
+    return Policy(departments, names, content, datasets)
+
+
+@cache
+def policy(path: Path = POLICY_PATH) -> Policy:
+    """The repository's policy, parsed once per process."""
+    return parse(yaml.safe_load(path.read_text()))
