@@ -24,8 +24,9 @@ Reconciliation, rather than repeating dbt's tests (all critical):
 - ``staging_pos_lines``: every store-day's current POS export (its highest
   seq) is in staging with all its raw rows (lines and quantity per load), and
   no superseded export is: staging neither drops a file or a row nor repeats one.
-- ``privacy_columns`` (expectations/privacy.py): every personal-looking column of
-  the warehouse is classified by contract/privacy.yml.
+- ``privacy_columns`` and ``privacy_requests`` (expectations/privacy.py): every
+  personal-looking column of the warehouse is classified by contract/privacy.yml;
+  a privacy request that matched nobody is a warning.
 - ``identity_person_map``: no person holds more than
   ``MAX_ACCOUNTS_PER_PERSON`` shop accounts or loyalty cards, the bound of a
   chain of merges the over-merge guards should have stopped.
@@ -301,5 +302,5 @@ def validations(
         TableValidation(
             "intermediate", "int_identity__person_map", PERSON_MAP_SUITE, person_map_suite()
         ),
-        *privacy.validations(),
+        *privacy.validations(business_date),
     ]

@@ -1,4 +1,5 @@
-"""The privacy suite of the marts gate: nothing personal is open by default.
+"""The privacy suites of the marts gate: nothing personal is open by default, and no
+data-subject request is dropped.
 
 ``warehouse_columns``: every column of the project's schemas whose name looks
 personal (``detection.names`` of contract/privacy.yml) is classified by the
@@ -6,16 +7,28 @@ policy. A new model or source field holding an email, a phone, a card number
 or free text stops publication until someone decides, in the policy, who may
 see it and how long it is kept. dbt's own in-flight relations
 (``__dbt_tmp``, ``__dbt_backup``) are left out.
+
+``privacy_requests``: a request received in the ``ANSWER_DAYS`` up to the end of
+the business date that matched nobody (``marts.rpt_privacy_requests``) is a
+warning naming it, so the privacy officer can ask the requester for an
+identifier that works while the request can still be answered in time.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import great_expectations.expectations as gxe
 
-from expectations.spec import CRITICAL, TableValidation, severity
+from expectations.spec import CRITICAL, WARNING, TableValidation, severity
+from include.config import HK_TZ
 from include.privacy import policy
 
 WAREHOUSE_COLUMNS_SUITE = "privacy_columns"
+PRIVACY_REQUESTS_SUITE = "privacy_requests"
+
+ANSWER_DAYS = 40
+"""Days a data user has to comply with a data access request (PDPO s.19(1))."""
 
 
 def _literal(text: str) -> str:
@@ -48,9 +61,41 @@ where cols.column_name ~* {_literal(rules.name_regex)}
     ]
 
 
-def validations() -> list[TableValidation]:
+def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
+    window = ""
+    if business_date is not None:
+        end = f"(date '{business_date.isoformat()}' + 1)::timestamp at time zone '{HK_TZ}'"
+        window = (
+            f" and requests.received_at < {end}"
+            f" and requests.received_at >= {end} - interval '{ANSWER_DAYS} days'"
+        )
+    query = (
+        "select requests.request_id, requests.request_type, requests.received_at,"
+        " requests.identifiers_given, requests.match_status"
+        " from (select * from {batch}) as requests"
+        f" where requests.match_status <> 'matched'{window}"
+    )
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description=f"Every privacy request of the last {ANSWER_DAYS} days matched a customer"
+            " (an unmatched one is listed in marts.rpt_privacy_requests with the reason:"
+            " ask the requester for an identifier that works)",
+            **severity(WARNING),
+        )
+    ]
+
+
+def validations(business_date: date | None = None) -> list[TableValidation]:
     return [
         TableValidation(
             "ops", "warehouse_columns", WAREHOUSE_COLUMNS_SUITE, warehouse_columns_suite()
-        )
+        ),
+        TableValidation(
+            "marts",
+            "rpt_privacy_requests",
+            PRIVACY_REQUESTS_SUITE,
+            privacy_requests_suite(business_date),
+        ),
     ]

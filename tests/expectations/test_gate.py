@@ -36,6 +36,8 @@ create table staging.stg_shop__order_items (order_id bigint, line_no integer, qu
     unit_price numeric(12, 2), discount_amount numeric(12, 2), is_deleted_in_shop boolean);
 create table intermediate.int_identity__person_map (identity_id text, identity_type text,
     customer_key text);
+create table marts.rpt_privacy_requests (request_id text, request_type text,
+    received_at timestamptz, identifiers_given text, match_status text);
 """
     + FCT_SALES_DDL
 )
@@ -575,3 +577,20 @@ def test_a_file_found_later_than_the_late_window_warns_on_the_night_it_loads(war
     # the next night does not warn again
     next_night = gate("raw", warehouse, tmp_path / "gx", date(2026, 11, 21))
     assert not [w for w in next_night.warning_failures if w.startswith("ops.late_files")]
+
+
+def test_a_privacy_request_that_matched_nobody_warns_while_it_can_be_answered(warehouse, tmp_path):
+    execute(
+        warehouse,
+        "insert into marts.rpt_privacy_requests values"
+        " ('PR-1', 'erasure', '2026-11-20 10:00+08', 'email', 'matched'),"
+        " ('PR-2', 'opt_out_marketing', '2026-11-20 11:00+08', 'phone', 'no_usable_identifier'),"
+        " ('PR-3', 'access', '2026-09-01 11:00+08', 'email', 'matches_nobody')",
+    )
+    result = gate("marts", warehouse, tmp_path / "gx")
+    assert result.success
+    (warning,) = [w for w in result.warning_failures if "rpt_privacy_requests" in w]
+    # PR-3 is older than the 40 days to answer: in the register, no longer a warning
+    assert warning.startswith(
+        "marts.rpt_privacy_requests: unexpected_rows_expectation failed (observed 1)"
+    )

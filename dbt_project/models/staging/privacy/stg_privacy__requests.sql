@@ -31,6 +31,14 @@ renamed as (
         {{ normalize_email('email') }} as email,
         {{ normalize_hk_phone('phone') }} as phone,
         nullif(trim(loyalty_card_no), '') as loyalty_card_no,
+        -- which identifiers the requester gave, before normalising (a phone
+        -- outside Hong Kong normalises to null, and must not vanish unreported)
+        concat_ws(
+            ',',
+            case when nullif(trim(email), '') is not null then 'email' end,
+            case when nullif(trim(phone), '') is not null then 'phone' end,
+            case when nullif(trim(loyalty_card_no), '') is not null then 'loyalty_card_no' end
+        ) as identifiers_given,
 
         -- attributes
         lower(trim(request_type)) as request_type,
