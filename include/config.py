@@ -82,6 +82,16 @@ GAP_FAIL_DAYS_VARIABLE = "CRM_GAP_FAIL_DAYS"
 QUARANTINE_FAIL_RATE_VARIABLE = "CRM_QUARANTINE_FAIL_RATE"
 
 
+def _whole_days(variable: str, default: str, value: str | None, minimum: int) -> int:
+    text = os.environ.get(variable, default) if value is None else value
+    days = int(text) if text.strip().isdigit() else -1
+    if days < minimum:
+        raise ConfigError(
+            f"{variable} must be a whole number of days, at least {minimum} (got {text!r})."
+        )
+    return days
+
+
 def quarantine_fail_rate(value: str | None = None) -> float:
     """Share of a source's rows of the night that may be quarantined before the raw gate
     fails (default 0.05); any quarantined row is a warning."""
@@ -101,16 +111,7 @@ def quarantine_fail_rate(value: str | None = None) -> float:
 def gap_fail_days(value: str | None = None) -> int:
     """Days an expected file (a store's POS export, a web hour, a daily file) may be late
     before the raw gate fails (default 3); before that its absence is a warning."""
-    text = os.environ.get(GAP_FAIL_DAYS_VARIABLE, "3") if value is None else value
-    try:
-        days = int(text)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise ConfigError(
-            f"{GAP_FAIL_DAYS_VARIABLE} must be a whole number of days, at least 1 (got {text!r})."
-        )
-    return days
+    return _whole_days(GAP_FAIL_DAYS_VARIABLE, "3", value, 1)
 
 
 SHOP_OVERLAP_VARIABLE = "CRM_SHOP_OVERLAP_MINUTES"
@@ -137,27 +138,11 @@ SHOP_RECONCILE_VARIABLE = "CRM_SHOP_RECONCILE_DAYS"
 def shop_reconcile_days(value: str | None = None) -> int:
     """How often (days) the shop extract compares every key with raw (default 7): versions
     its window missed are extracted, rows deleted in the shop recorded as deletions."""
-    text = os.environ.get(SHOP_RECONCILE_VARIABLE, "7") if value is None else value
-    days = int(text) if text.isdigit() else 0
-    if days < 1:
-        raise ConfigError(
-            f"{SHOP_RECONCILE_VARIABLE} must be a whole number of days, at least 1 (got {text!r})."
-        )
-    return days
+    return _whole_days(SHOP_RECONCILE_VARIABLE, "7", value, 1)
 
 
 LATE_DAYS_VARIABLE = "CRM_LATE_DAYS"
 LATE_SWEEP_VARIABLE = "CRM_LATE_SWEEP_DAYS"
-
-
-def _whole_days(variable: str, default: str, value: str | None, minimum: int) -> int:
-    text = os.environ.get(variable, default) if value is None else value
-    days = int(text) if text.strip().isdigit() else -1
-    if days < minimum:
-        raise ConfigError(
-            f"{variable} must be a whole number of days, at least {minimum} (got {text!r})."
-        )
-    return days
 
 
 def late_days(value: str | None = None) -> int:
