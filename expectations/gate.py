@@ -351,7 +351,7 @@ def _checkpoint(context: FileDataContext, gate: str, present: list[TableValidati
             )
         definitions.append(
             gx.ValidationDefinition(
-                name=validation.qualified_name,
+                name=f"{validation.qualified_name}.{validation.suite_name}",
                 data=_batch_definition(datasources[validation.schema], validation.table),
                 suite=suites[validation.suite_name],
             )

@@ -8,6 +8,12 @@ or free text stops publication until someone decides, in the policy, who may
 see it and how long it is kept. dbt's own in-flight relations
 (``__dbt_tmp``, ``__dbt_backup``) are left out.
 
+``access_grants``: the warehouse grants each department role exactly what the
+policy lets it read, column by column, and row security is forced where the
+policy filters rows (``include.access.drift_query``). The grants are applied
+after every dbt build; a relation rebuilt without them, a grant added by hand
+or a role dropped stops publication, closed rather than open.
+
 ``privacy_requests``: a request received in the ``ANSWER_DAYS`` up to the end of
 the business date that matched nobody (``marts.rpt_privacy_requests``) is a
 warning naming it, so the privacy officer can ask the requester for an
@@ -21,10 +27,12 @@ from datetime import date
 import great_expectations.expectations as gxe
 
 from expectations.spec import CRITICAL, WARNING, TableValidation, severity
+from include import access
 from include.config import HK_TZ
 from include.privacy import policy
 
 WAREHOUSE_COLUMNS_SUITE = "privacy_columns"
+ACCESS_SUITE = "access_grants"
 PRIVACY_REQUESTS_SUITE = "privacy_requests"
 
 ANSWER_DAYS = 40
@@ -61,6 +69,18 @@ where cols.column_name ~* {_literal(rules.name_regex)}
     ]
 
 
+def access_suite() -> list[gxe.Expectation]:
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=access.drift_query(columns="{batch}"),
+            description="Every department role reads exactly what contract/privacy.yml lets it"
+            " read, column by column, with row-level security forced where it filters rows"
+            " (include/access.py applies the grants after every dbt build)",
+            **severity(CRITICAL),
+        )
+    ]
+
+
 def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
     window = ""
@@ -92,6 +112,7 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
         TableValidation(
             "ops", "warehouse_columns", WAREHOUSE_COLUMNS_SUITE, warehouse_columns_suite()
         ),
+        TableValidation("ops", "warehouse_columns", ACCESS_SUITE, access_suite()),
         TableValidation(
             "marts",
             "rpt_privacy_requests",

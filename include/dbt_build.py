@@ -14,6 +14,9 @@ models whose tests failed, with their tests.
 dbt's unit tests check the SQL against fixed inputs, not the night's data, so
 the night leaves them out (``--exclude-resource-type unit_test``: they would
 sit in front of their models on the critical path); ``make test`` runs them.
+
+After dbt, whatever it did, the department grants of contract/privacy.yml are
+applied again (:func:`include.access.apply`): a rebuilt table has none.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from include import access
 from include.config import (
     CUSTOMER_KEY_SECRET_VARIABLE,
     REPO_ROOT,
@@ -292,6 +296,9 @@ def build(
     os.environ[CUSTOMER_KEY_SECRET_VARIABLE] = cfg.customer_key_secret
     log.info("dbt %s", " ".join(args))
     result = dbtRunner().invoke(args)
+    # dbt replaced tables with new ones holding no grants: until this runs they
+    # are closed to every department, never open (the marts gate checks it).
+    access.apply(warehouse_url)
     results = list(getattr(result.result, "results", None) or [])
     rows = [
         (

@@ -22,6 +22,7 @@ from include.config import REPO_ROOT, CrmError
 POLICY_PATH = REPO_ROOT / "contract" / "privacy.yml"
 SENSITIVITIES = ("personal", "sensitive", "pseudonymous", "not_personal")
 MASKINGS = ("none", "hash", "redact", "nullify")
+ROW_KEYS = ("region", "store_code")
 
 
 class PolicyError(CrmError):
@@ -57,6 +58,22 @@ class Dataset:
     #: from the datasets it reads.
     retention: Retention | str | None
     legal_hold_days: int | None
+    #: row-level security: ("region" | "store_code", the column holding it), or None
+    rows: tuple[str, str] | None = None
+
+    def readers(self, column: str) -> tuple[str, ...]:
+        """The departments that may read ``column`` of this dataset."""
+        spec = self.columns.get(column)
+        return spec.departments if spec else self.departments
+
+
+@dataclass(frozen=True)
+class Access:
+    #: schema -> the departments reading a relation of it no dataset lists
+    schemas: dict[str, tuple[str, ...]]
+    #: the department that sees only its regions' rows, and the regions
+    row_department: str
+    regions: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,7 @@ class Policy:
     name_patterns: tuple[str, ...]
     content_patterns: dict[str, str]
     datasets: dict[str, Dataset]
+    access: Access
 
     @property
     def name_regex(self) -> str:
@@ -83,6 +101,14 @@ class Policy:
         the policy does not classify, sorted."""
         known = self.classified()
         return sorted({(rel, col) for rel, col in columns if self.looks_personal(col)} - known)
+
+    def readers(self, relation: str, column: str) -> tuple[str, ...]:
+        """The departments that may read ``column`` of ``schema.relation``: its dataset's
+        (narrowed by the column's), else its schema's; none in an undeclared schema."""
+        dataset = self.datasets.get(relation)
+        if dataset is not None:
+            return dataset.readers(column)
+        return self.access.schemas.get(relation.split(".", 1)[0], ())
 
 
 def _fail(where: str, what: str) -> PolicyError:
@@ -143,6 +169,8 @@ def parse(document: dict) -> Policy:
             narrower = _departments(
                 col.get("departments", list(dataset_departments)), where, departments
             )
+            if not set(narrower) <= set(dataset_departments):
+                raise _fail(where, "a column's departments must be among its dataset's")
             columns[column] = Column(col["sensitivity"], col["masking"], narrower, col.get("note"))
         retention = _retention(spec.get("retention"), name, actions)
         if retention is None and any(c.is_personal for c in columns.values()):
@@ -157,8 +185,37 @@ def parse(document: dict) -> Policy:
             columns,
             retention,
             hold.get("days") if isinstance(hold, dict) else None,
+            _rows(spec.get("rows"), name),
         )
-    return Policy(departments, names, content, datasets)
+    return Policy(departments, names, content, datasets, _access(document, departments, datasets))
+
+
+def _rows(raw, where: str) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ROW_KEYS:
+        raise _fail(where, "rows must be one of {region: <column>}, {store_code: <column>}")
+    ((key, column),) = raw.items()
+    return key, column
+
+
+def _access(document: dict, departments: dict[str, str], datasets: dict) -> Access:
+    raw = document.get("access") or {}
+    schemas = {
+        schema: _departments(readers, f"access.schemas.{schema}", departments)
+        for schema, readers in (raw.get("schemas") or {}).items()
+    }
+    if not schemas:
+        raise _fail("access", "needs schemas: the departments reading each schema")
+    for name in datasets:
+        if name.split(".", 1)[0] not in schemas:
+            raise _fail(name, f"its schema is not in access.schemas ({sorted(schemas)})")
+    rows = raw.get("row_security") or {}
+    row_department = rows.get("department")
+    regions = tuple(rows.get("regions") or ())
+    if row_department not in departments or not regions:
+        raise _fail("access.row_security", "needs a declared department and its regions")
+    return Access(schemas, row_department, regions)
 
 
 @cache

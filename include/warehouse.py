@@ -336,6 +336,7 @@ def apply_schema(url: str) -> list[str]:
     that has since changed is refused (add a new file instead). Then the raw tables
     of the landing sources and of the shop are created, or given the columns they lack,
     from contract/sources.yml (``include.contract.raw_table_sql``), and checked against it.
+    Last, the department grants of contract/privacy.yml (``include.access.apply``).
     One transaction, serialised by an advisory lock: nothing half-applied, and two
     processes starting at once do not race.
     """
@@ -343,7 +344,7 @@ def apply_schema(url: str) -> list[str]:
 
     import psycopg
 
-    from include import contract
+    from include import access, contract
 
     ran = []
     with psycopg.connect(url) as conn, conn.transaction():
@@ -381,4 +382,5 @@ def apply_schema(url: str) -> list[str]:
                 + "; ".join(drift)
                 + " (a type change needs a migration in include/sql)"
             )
+        access.apply(conn)
     return ran

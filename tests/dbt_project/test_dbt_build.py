@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from include import access
 from include.privacy import policy
 from include.warehouse import apply_schema
 
@@ -135,6 +136,10 @@ def test_dbt_build_gives_stitched_pseudonymous_marts(fresh_db_url: str, tmp_path
             " 'marts', 'reporting', 'quarantine')",
         )
         assert policy().unclassified(built) == []
+        # ... and the department grants apply to what dbt built (row security needs
+        # tables), leaving nothing the marts gate's access check would stop on
+        access.apply(fresh_db_url)
+        assert access.drift(conn) == []
 
         # --- identity: who is one person -----------------------------------
         key_of_shop = dict(

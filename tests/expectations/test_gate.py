@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from expectations.gate import GateFailed, GateResult, run_gate
-from include import cli
+from include import access, cli
 from include.ledger import Ledger
 from include.warehouse import apply_schema
 
@@ -91,6 +91,7 @@ def warehouse(fresh_db_url: str) -> str:
     apply_schema(fresh_db_url)
     execute(fresh_db_url, MARTS_DDL)
     execute(fresh_db_url, GOOD_DATA)
+    access.apply(fresh_db_url)  # as the nightly dbt build does after building the marts
     return fresh_db_url
 
 
@@ -264,6 +265,7 @@ def test_reruns_in_the_same_gx_dir_validate_current_data_and_store_no_password(
     apply_schema(url)
     execute(url, MARTS_DDL)
     execute(url, GOOD_DATA)
+    access.apply(url)
     gx_dir = tmp_path / "gx"
 
     for _ in range(3):
@@ -294,6 +296,7 @@ def test_missing_mart_table_is_one_clear_critical_failure(warehouse, tmp_path):
     assert "Traceback" not in str(failed.value)
 
     execute(warehouse, FCT_SALES_DDL + GOOD_DATA.split(";")[-2] + ";")  # the fct_sales rows
+    access.apply(warehouse)  # a rebuilt table has no grants until the build applies them
     assert gate("marts", warehouse, gx_dir).success
 
 
@@ -594,3 +597,24 @@ def test_a_privacy_request_that_matched_nobody_warns_while_it_can_be_answered(wa
     assert warning.startswith(
         "marts.rpt_privacy_requests: unexpected_rows_expectation failed (observed 1)"
     )
+
+
+def test_a_mart_rebuilt_without_its_grants_stops_the_marts_gate(warehouse, tmp_path):
+    # a rebuild swaps in a new table (no grants) and nothing applied them again
+    execute(
+        warehouse,
+        "create table marts.dim_customer__dbt_tmp (customer_key text);"
+        " insert into marts.dim_customer__dbt_tmp values ('c1'), ('c2');"
+        " drop table marts.dim_customer;"
+        " alter table marts.dim_customer__dbt_tmp rename to dim_customer",
+    )
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx")
+    assert [f for f in failed.value.result.critical_failures if "department role" in f] == [
+        "ops.warehouse_columns: unexpected_rows_expectation failed (observed 5): Every department"
+        " role reads exactly what contract/privacy.yml lets it read, column by column, with"
+        " row-level security forced where it filters rows (include/access.py applies the"
+        " grants after every dbt build)"
+    ]
+    access.apply(warehouse)
+    assert gate("marts", warehouse, tmp_path / "gx").success
