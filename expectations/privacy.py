@@ -14,6 +14,17 @@ policy filters rows (``include.access.drift_query``). The grants are applied
 after every dbt build; a relation rebuilt without them, a grant added by hand
 or a role dropped stops publication, closed rather than open.
 
+``privacy_content``: no value of a text column of the marts or reporting
+(``detection.content_checked_in``) looks like an email, a Hong Kong phone
+number, an HKID or a card number (``detection.content``): personal data that
+leaked past pseudonymisation, free text carried over from a complaint, a
+source field mapped into the wrong column. Only counts are recorded.
+
+``privacy_marketing_lists``: every customer of a direct-marketing list (a
+dataset with ``marketing_list: true``) consented and did not opt out
+(``marts.dim_customer.is_marketing_opt_in``, PDPO Part 6A). The reporting
+schema's list is published after this gate, from the same flag (ml/publish.py).
+
 ``privacy_requests``: a request received in the ``ANSWER_DAYS`` up to the end of
 the business date that matched nobody (``marts.rpt_privacy_requests``) is a
 warning naming it, so the privacy officer can ask the requester for an
@@ -33,6 +44,8 @@ from include.privacy import policy
 
 WAREHOUSE_COLUMNS_SUITE = "privacy_columns"
 ACCESS_SUITE = "access_grants"
+CONTENT_SUITE = "privacy_content"
+MARKETING_LISTS_SUITE = "privacy_marketing_lists"
 PRIVACY_REQUESTS_SUITE = "privacy_requests"
 
 ANSWER_DAYS = 40
@@ -81,6 +94,54 @@ def access_suite() -> list[gxe.Expectation]:
     ]
 
 
+def _array(values) -> str:
+    """A text[] literal for a GX query, whose braces GX's str.format would read."""
+    text = "array[" + ", ".join(_literal(v) for v in values) + "]"
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def content_suite() -> list[gxe.Expectation]:
+    rules = policy()
+    names, patterns = zip(*sorted(rules.content_patterns.items()), strict=True)
+    query = f"""
+select findings.relation, findings.column_name, findings.pattern_name, findings.rows_found
+from ops.personal_data_findings(
+    {_array(rules.content_schemas)}, {_array(names)}, {_array(patterns)}
+) as findings
+cross join (select count(*) from {{batch}}) as anchor
+"""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description="No value in the "
+            + " or ".join(rules.content_schemas)
+            + " schemas looks like personal data ("
+            + ", ".join(names)
+            + "; contract/privacy.yml detection.content)",
+            **severity(CRITICAL),
+        )
+    ]
+
+
+def marketing_list_suite() -> list[gxe.Expectation]:
+    query = """
+select contacts.customer_key
+from (select * from {batch}) as contacts
+left join marts.dim_customer as customers on contacts.customer_key = customers.customer_key
+where customers.customer_key is null
+   or not customers.is_marketing_opt_in
+   or customers.is_marketing_opted_out
+"""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description="A direct-marketing list holds only customers who consented and did"
+            " not opt out (marts.dim_customer.is_marketing_opt_in; PDPO Part 6A)",
+            **severity(CRITICAL),
+        )
+    ]
+
+
 def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
     window = ""
@@ -113,6 +174,12 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
             "ops", "warehouse_columns", WAREHOUSE_COLUMNS_SUITE, warehouse_columns_suite()
         ),
         TableValidation("ops", "warehouse_columns", ACCESS_SUITE, access_suite()),
+        TableValidation("ops", "warehouse_columns", CONTENT_SUITE, content_suite()),
+        *(
+            TableValidation(*name.split("."), MARKETING_LISTS_SUITE, marketing_list_suite())
+            for name, dataset in sorted(policy().datasets.items())
+            if dataset.marketing_list and name.startswith("marts.")
+        ),
         TableValidation(
             "marts",
             "rpt_privacy_requests",

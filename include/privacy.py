@@ -60,6 +60,8 @@ class Dataset:
     legal_hold_days: int | None
     #: row-level security: ("region" | "store_code", the column holding it), or None
     rows: tuple[str, str] | None = None
+    #: a direct-marketing contact list: consented, not opted-out customers only
+    marketing_list: bool = False
 
     def readers(self, column: str) -> tuple[str, ...]:
         """The departments that may read ``column`` of this dataset."""
@@ -83,6 +85,8 @@ class Policy:
     content_patterns: dict[str, str]
     datasets: dict[str, Dataset]
     access: Access
+    #: schemas whose text columns must hold no value matching a content pattern
+    content_schemas: tuple[str, ...] = ()
 
     @property
     def name_regex(self) -> str:
@@ -186,8 +190,16 @@ def parse(document: dict) -> Policy:
             retention,
             hold.get("days") if isinstance(hold, dict) else None,
             _rows(spec.get("rows"), name),
+            spec.get("marketing_list") is True,
         )
-    return Policy(departments, names, content, datasets, _access(document, departments, datasets))
+    return Policy(
+        departments,
+        names,
+        content,
+        datasets,
+        _access(document, departments, datasets),
+        tuple(detection.get("content_checked_in") or ()),
+    )
 
 
 def _rows(raw, where: str) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ import pytest
 from expectations.gate import GateFailed, GateResult, run_gate
 from include import access, cli
 from include.ledger import Ledger
+from include.privacy import policy
 from include.warehouse import apply_schema
 
 BUSINESS_DATE = date(2026, 11, 20)
@@ -27,7 +28,11 @@ MARTS_DDL = (
 create schema if not exists marts;
 create schema if not exists staging;
 create schema if not exists intermediate;
-create table marts.dim_customer (customer_key text);
+create table marts.dim_customer (customer_key text, is_marketing_opt_in boolean default false,
+    is_marketing_opted_out boolean default false);
+create table marts.rpt_prospects (customer_key text, home_district text);
+create table marts.rpt_winback_list (customer_key text, home_district text);
+create table marts.rpt_cross_sell_targets (customer_key text, home_district text);
 create table staging.stg_pos__lines (load_id bigint, store_code text, sold_at timestamptz,
     quantity integer, net_amount numeric(12, 2), file_business_date date);
 create table staging.stg_shop__orders (order_id bigint, ordered_at timestamptz,
@@ -65,7 +70,8 @@ insert into raw.privacy_requests (request_id, received_at, request_type, _load_i
     values ('P1', now(), 'access', 7, 'privacy/r.csv', 2);
 insert into ops.load_ledger (source, object, checksum, business_date, status)
     values ('pos', 'pos/2026-11-20/TST01_1.csv', 'abc', '2026-11-20', 'loaded');
-insert into marts.dim_customer values ('c1'), ('c2');
+insert into marts.dim_customer values ('c1', true, false), ('c2', false, false);
+insert into marts.rpt_prospects values ('c1', 'Sha Tin');
 insert into staging.stg_pos__lines values (2, 'TST01', '2026-11-20 10:00+08', 1, 5.00, '2026-11-20'),
     (2, 'TST01', '2026-11-20 11:00+08', 1, 3.00, '2026-11-20');
 insert into staging.stg_shop__orders values (1, '2026-11-20 12:00+08', false),
@@ -603,18 +609,96 @@ def test_a_mart_rebuilt_without_its_grants_stops_the_marts_gate(warehouse, tmp_p
     # a rebuild swaps in a new table (no grants) and nothing applied them again
     execute(
         warehouse,
-        "create table marts.dim_customer__dbt_tmp (customer_key text);"
-        " insert into marts.dim_customer__dbt_tmp values ('c1'), ('c2');"
+        "create table marts.dim_customer__dbt_tmp (like marts.dim_customer);"
+        " insert into marts.dim_customer__dbt_tmp select * from marts.dim_customer;"
         " drop table marts.dim_customer;"
         " alter table marts.dim_customer__dbt_tmp rename to dim_customer",
     )
     with pytest.raises(GateFailed) as failed:
         gate("marts", warehouse, tmp_path / "gx")
     assert [f for f in failed.value.result.critical_failures if "department role" in f] == [
-        "ops.warehouse_columns: unexpected_rows_expectation failed (observed 5): Every department"
+        "ops.warehouse_columns: unexpected_rows_expectation failed (observed 15): Every department"
         " role reads exactly what contract/privacy.yml lets it read, column by column, with"
         " row-level security forced where it filters rows (include/access.py applies the"
         " grants after every dbt build)"
     ]
     access.apply(warehouse)
     assert gate("marts", warehouse, tmp_path / "gx").success
+
+
+@pytest.mark.parametrize(
+    ("leak", "pattern"),
+    [
+        (
+            "update marts.rpt_prospects set home_district = 'Call me: alice.chan@example.com'",
+            "email",
+        ),
+        (
+            "update marts.rpt_prospects set home_district = 'phone +852 9123 4567 after 6'",
+            "hk_phone",
+        ),
+        ("update marts.rpt_prospects set home_district = 'HKID A123456(7)'", "hkid"),
+        (
+            "update marts.fct_sales set store_code = '4111111111111111' where sales_line_key = 's2'",
+            "card_number",
+        ),
+    ],
+    ids=["email", "hk-phone", "hkid", "card-number"],
+)
+def test_personal_data_in_a_mart_stops_the_marts_gate_without_being_copied(
+    warehouse, tmp_path, leak, pattern
+):
+    execute(warehouse, leak)
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx")
+    (content,) = [f for f in failed.value.result.critical_failures if "looks like personal" in f]
+    assert "observed 1" in content
+    with psycopg.connect(warehouse) as conn:
+        (detail,) = conn.execute(
+            "select detail from ops.quality_results where suite = 'privacy_content' and not success"
+        ).fetchone()
+        found = conn.execute(
+            "select * from ops.personal_data_findings(array['marts', 'reporting'], %s, %s)",
+            (list(policy().content_patterns), list(policy().content_patterns.values())),
+        ).fetchall()
+    assert [row[2] for row in found] == [pattern]
+    for value in ("alice.chan", "9123 4567", "A123456", "4111111111111111"):
+        assert value not in detail
+
+
+def test_keys_receipts_dates_and_decimals_are_not_taken_for_personal_data(warehouse, tmp_path):
+    execute(
+        warehouse,
+        "insert into marts.rpt_prospects values"
+        " ('9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'TST01-20261120-000123'),"
+        " ('c3', '2026-11-20 10:00:00+08'), ('c4', 'spend 12345678.50, 0.91234567'), ('c5', 'CS-0001234')",
+    )
+    execute(warehouse, "update marts.dim_customer set is_marketing_opt_in = true")
+    execute(
+        warehouse,
+        "insert into marts.dim_customer select k, true, false from"
+        " unnest(array['9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',"
+        " 'c3', 'c4', 'c5']) as k",
+    )
+    assert gate("marts", warehouse, tmp_path / "gx").success
+
+
+@pytest.mark.parametrize(
+    ("who", "change"),
+    [
+        ("without consent", "update marts.dim_customer set is_marketing_opt_in = false"),
+        ("opted out", "update marts.dim_customer set is_marketing_opted_out = true"),
+        ("unknown", "delete from marts.dim_customer where customer_key = 'c1'"),
+    ],
+)
+def test_a_marketing_list_with_a_customer_who_may_not_be_contacted_stops_the_gate(
+    warehouse, tmp_path, who, change
+):
+    execute(warehouse, change)
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx")
+    assert [f for f in failed.value.result.critical_failures if "direct-marketing" in f] == [
+        "marts.rpt_prospects: unexpected_rows_expectation failed (observed 1): A direct-marketing"
+        " list holds only customers who consented and did not opt out"
+        " (marts.dim_customer.is_marketing_opt_in; PDPO Part 6A)"
+    ]
