@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import date
 
-from include.config import CrmError, crm_home, redact, settings
+from include.config import CrmError, crm_home, redact, settings, without_password
 
 
 def _warehouse(args: argparse.Namespace) -> int:
@@ -27,12 +27,17 @@ def _warehouse(args: argparse.Namespace) -> int:
         print(status.message)
         return 0 if status.running else 3
     elif args.action == "url":
-        print(server.url(args.database))
+        url = server.url(args.database)
+        print(url if args.with_password else redact(url))
     elif args.action == "psql":
+        from urllib.parse import urlsplit
+
         from include.warehouse import find_bin_dir
 
+        # the password goes in psql's environment, never on its command line (ps shows it)
         url = server.url(args.database)
-        os.execv(str(find_bin_dir() / "psql"), ["psql", url, *args.extra])
+        env = {**os.environ, "PGPASSWORD": urlsplit(url).password or ""}
+        os.execve(str(find_bin_dir() / "psql"), ["psql", without_password(url), *args.extra], env)
     elif args.action == "destroy":
         if not args.yes:
             raise CrmError("'crm warehouse destroy' deletes every database: add --yes to confirm.")
@@ -263,13 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="explain what is there: running, stopped, stale or half-started"
     )
     for name, text in [
-        ("url", "print a URL that psql, dbt and SQLAlchemy accept"),
+        ("url", "print the URL that psql, dbt and SQLAlchemy accept (password hidden)"),
         ("psql", "open psql"),
     ]:
         p = wh_sub.add_parser(name, help=text)
         p.add_argument(
             "--database", "-d", default="warehouse", choices=["warehouse", "shop", "airflow"]
         )
+        if name == "url":
+            p.add_argument(
+                "--with-password",
+                action="store_true",
+                help="print the password too (for a script; it is hidden by default)",
+            )
     destroy = wh_sub.add_parser("destroy", help="stop the server and delete all its data")
     destroy.add_argument("--yes", action="store_true", help="confirm")
     wh.set_defaults(func=_warehouse)

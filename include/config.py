@@ -63,6 +63,14 @@ def redact(url: str) -> str:
     return url
 
 
+def without_password(url: str) -> str:
+    """The URL with no password at all, for a command line (give the password as PGPASSWORD)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", "@", 1)
+
+
 SOURCES = ("shop", "pos", "stores", "loyalty", "web", "complaints", "privacy")
 """The source systems, in pipeline order: the shop database and the landing sources of
 contract/sources.yml (tests/include/test_contract.py keeps the two lists equal)."""

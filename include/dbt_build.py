@@ -33,7 +33,6 @@ from urllib.parse import unquote, urlsplit
 
 from include import access
 from include.config import (
-    CUSTOMER_KEY_SECRET_VARIABLE,
     REPO_ROOT,
     CrmError,
     late_days,
@@ -140,16 +139,26 @@ def project_graph(manifest_path: Path = MANIFEST) -> Graph:
     )
 
 
-def dbt_env(warehouse_url: str) -> dict[str, str]:
-    """The variables ``dbt_project/profiles.yml`` reads, from the warehouse URL."""
+SECRET_SETTING = "crm.customer_key_secret"
+"""The session setting macros/pseudonymise.sql keys customer_key with."""
+
+
+def dbt_env(warehouse_url: str, customer_key_secret: str | None = None) -> dict[str, str]:
+    """The variables ``dbt_project/profiles.yml`` reads, from the warehouse URL, and the
+    customer-key secret as a setting of every session dbt opens (libpq's ``PGOPTIONS``),
+    so that no compiled SQL, log or artefact ever holds it."""
     url = urlsplit(warehouse_url)
-    return {
+    env = {
         "CRM_PG_HOST": url.hostname or "127.0.0.1",
         "CRM_PG_PORT": str(url.port or 5432),
         "CRM_PG_USER": unquote(url.username or ""),
         "CRM_PG_PASSWORD": unquote(url.password or ""),
         "CRM_PG_DATABASE": url.path.lstrip("/"),
     }
+    if customer_key_secret is not None:
+        escaped = customer_key_secret.replace("\\", "\\\\").replace(" ", "\\ ")
+        env["PGOPTIONS"] = f"-c {SECRET_SETTING}={escaped}"
+    return env
 
 
 @dataclass
@@ -291,11 +300,18 @@ def build(
     ]
     if select:
         args += ["--select", *select]
-    os.environ.update(dbt_env(warehouse_url))
-    # refused here, before anything is built, if the public default would key a real warehouse
-    os.environ[CUSTOMER_KEY_SECRET_VARIABLE] = cfg.customer_key_secret
+    # cfg.customer_key_secret refuses, before anything is built, the public default
+    # for a real warehouse; the secret leaves this process's environment after dbt
+    previous_options = os.environ.get("PGOPTIONS")
+    os.environ.update(dbt_env(warehouse_url, cfg.customer_key_secret))
     log.info("dbt %s", " ".join(args))
-    result = dbtRunner().invoke(args)
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        if previous_options is None:
+            os.environ.pop("PGOPTIONS", None)
+        else:
+            os.environ["PGOPTIONS"] = previous_options
     # dbt replaced tables with new ones holding no grants: until this runs they
     # are closed to every department, never open (the marts gate checks it).
     access.apply(warehouse_url)

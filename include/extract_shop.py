@@ -116,6 +116,9 @@ def extract_shop(
     """Extract every shop table; :class:`ShopSchemaMissing` before anything if one is missing."""
     outcomes = []
     with psycopg.connect(shop_url) as shop:
+        # Only reads, ever: the shop's server refuses a write from this session, and
+        # the extract works as a role granted SELECT on the shop's tables and nothing else.
+        shop.read_only = True
         check_shop_schema(shop, shop_url)
         with psycopg.connect(warehouse_url, autocommit=True) as wh:
             ledger = Ledger(wh)

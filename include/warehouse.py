@@ -160,16 +160,21 @@ class EmbeddedWarehouse:
     def _prepare_dirs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         user = self._os_user()
+        secure_home(self.home, server_user=user is not None)
         if user is None:
             return
         entry = pwd.getpwnam(user)
-        # The server user must be able to reach its folder and the binaries.
+        # The server user must be able to reach its folder (traverse, not list, the
+        # folders above it) and the binaries (read them).
         bin_dir = find_bin_dir()
-        for path in [self.root, bin_dir.parent]:
+        for path, bits in [
+            (self.root.parent, stat.S_IXOTH),
+            (bin_dir.parent, stat.S_IXOTH | stat.S_IROTH),
+        ]:
             for parent in [path, *path.parents]:
                 mode = parent.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
+                if mode & bits != bits:
+                    parent.chmod(mode | bits)
         os.chown(self.root, entry.pw_uid, entry.pw_gid)
         for sub in self.root.iterdir():
             if sub.name != "state.json":
@@ -322,6 +327,26 @@ class EmbeddedWarehouse:
                 if name not in existing:
                     conn.execute(f'create database "{name}"')
         apply_schema(self.url("warehouse"))
+
+
+HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow")
+"""The data folder's sub-folders, made owner-only before anything writes to them."""
+
+
+def secure_home(home: Path, *, server_user: bool = False) -> None:
+    """Make the project's data folder (``CRM_HOME``) readable by its owner only.
+
+    It holds the landing files, the warehouse's data, logs and Data Docs: personal
+    data. When root runs the server as ``crmpg``, others may traverse (not list)
+    the folder so that ``crmpg`` reaches ``pg/``; every sub-folder stays owner-only.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o711 if server_user else 0o700)
+    for name in HOME_FOLDERS:
+        (home / name).mkdir(exist_ok=True)
+    for child in home.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            child.chmod(0o700)
 
 
 class SchemaError(CrmError):

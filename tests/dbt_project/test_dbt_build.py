@@ -16,10 +16,10 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import psycopg
 from include import access
+from include.dbt_build import dbt_env as build_env
 from include.privacy import policy
 from include.warehouse import apply_schema
 
@@ -49,20 +49,13 @@ PERSONAL_COLUMN_NAMES = {
 
 
 def dbt_env(db_url: str) -> dict[str, str]:
-    """The environment for a dbt subprocess pointed at ``db_url``."""
-    parts = urlparse(db_url)
-    env = dict(os.environ)
-    env.update(
-        CRM_PG_HOST=parts.hostname or "127.0.0.1",
-        CRM_PG_PORT=str(parts.port or 5432),
-        CRM_PG_USER=unquote(parts.username or "postgres"),
-        CRM_PG_PASSWORD=unquote(parts.password or ""),
-        CRM_PG_DATABASE=parts.path.lstrip("/"),
-        CRM_CUSTOMER_KEY_SECRET=SECRET,
-        DO_NOT_TRACK="1",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-    )
-    return env
+    """The environment for a dbt subprocess pointed at ``db_url``, keyed with SECRET."""
+    return {
+        **os.environ,
+        **build_env(db_url, SECRET),
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
 
 
 def run_dbt(args: list[str], db_url: str, work: Path) -> str:
@@ -106,6 +99,10 @@ def test_dbt_build_gives_stitched_pseudonymous_marts(fresh_db_url: str, tmp_path
     apply_sql(fresh_db_url, FIXTURE_SQL)
     output = run_dbt(["build"], fresh_db_url, tmp_path)
     assert "Completed successfully" in output
+    # the customer-key secret is a session setting: no compiled SQL, artefact or log holds it
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sql" for p in written)
+    assert [p for p in written if SECRET.encode() in p.read_bytes()] == []
 
     with psycopg.connect(fresh_db_url) as conn:
         # Every model sits in exactly its layer's schema, whatever the target schema.

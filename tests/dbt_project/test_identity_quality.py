@@ -31,11 +31,11 @@ import uuid
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from include.dbt_build import dbt_env
 from include.warehouse import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,15 +109,8 @@ def load_last_night() -> None:
 
 
 def dbt_build(world: dict) -> str:
-    parts = urlparse(world["warehouse"])
-    env = dict(os.environ)
+    env = {**os.environ, **dbt_env(world["warehouse"], "pytest-identity-secret")}
     env.update(
-        CRM_PG_HOST=parts.hostname or "127.0.0.1",
-        CRM_PG_PORT=str(parts.port or 5432),
-        CRM_PG_USER=unquote(parts.username or "postgres"),
-        CRM_PG_PASSWORD=unquote(parts.password or ""),
-        CRM_PG_DATABASE=parts.path.lstrip("/"),
-        CRM_CUSTOMER_KEY_SECRET="pytest-identity-secret",
         DO_NOT_TRACK="1",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )

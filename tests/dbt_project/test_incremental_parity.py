@@ -32,11 +32,11 @@ import time as clock
 import uuid
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from include.dbt_build import dbt_env
 from include.warehouse import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,14 +128,8 @@ class Dbt:
     def __init__(self, world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
         from dbt.cli.main import dbtRunner
 
-        parts = urlparse(world["warehouse"])
         for key, value in {
-            "CRM_PG_HOST": parts.hostname or "127.0.0.1",
-            "CRM_PG_PORT": str(parts.port or 5432),
-            "CRM_PG_USER": unquote(parts.username or "postgres"),
-            "CRM_PG_PASSWORD": unquote(parts.password or ""),
-            "CRM_PG_DATABASE": parts.path.lstrip("/"),
-            "CRM_CUSTOMER_KEY_SECRET": "pytest-parity-secret",
+            **dbt_env(world["warehouse"], "pytest-parity-secret"),
             "DO_NOT_TRACK": "1",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }.items():

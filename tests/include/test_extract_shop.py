@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -130,3 +132,22 @@ def test_reconciliation_extracts_what_the_window_missed_and_records_hard_deletio
         assert deletions == [("order_items", "500|2"), ("order_items", "501|1"), ("orders", "501")]
     # night 1: nothing missed; night 2: customer 3 found; night 3: nothing new
     assert ledger == [(1, 0), (2, 1), (2, 0)]
+
+
+def test_the_extract_works_as_a_shop_role_that_may_only_read(shop_and_warehouse):
+    shop, wh = shop_and_warehouse
+    _customer(shop, 1, NIGHT_1 - timedelta(hours=3))
+    reader = f"shop_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute(f"create role {reader} login password 'read-only-pw'")
+        conn.execute(f"grant select on all tables in schema public to {reader}")
+    parts = urlsplit(shop)
+    reader_url = urlunsplit(
+        parts._replace(netloc=f"{reader}:read-only-pw@{parts.hostname}:{parts.port}")
+    )
+    try:
+        _extract(reader_url, wh, NIGHT_1)
+        assert _customers(wh) == [1]
+    finally:
+        with psycopg.connect(shop, autocommit=True) as conn:
+            conn.execute(f"drop owned by {reader}; drop role {reader}")

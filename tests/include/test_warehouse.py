@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -43,7 +45,7 @@ def test_lifecycle_start_status_url_stop(home):
     status = crm(home, "warehouse", "status")
     assert "running" in status.stdout and "127.0.0.1" in status.stdout
 
-    url = crm(home, "warehouse", "url").stdout.strip()
+    url = crm(home, "warehouse", "url", "--with-password").stdout.strip()
     with psycopg.connect(url) as conn:
         names = {r[0] for r in conn.execute("select datname from pg_database")}
         assert {"warehouse", "shop", "airflow"} <= names
@@ -56,19 +58,32 @@ def test_lifecycle_start_status_url_stop(home):
     psql = crm(home, "warehouse", "psql", "-At", "-c", "select current_database()")
     assert psql.stdout.strip() == "warehouse"
 
+    # The password is never printed unless asked for, nor on psql's command line.
+    password = urlsplit(url).password
+    assert password not in crm(home, "warehouse", "url").stdout
+    psql_cmdline = crm(home, "warehouse", "psql", "-c", r"\! tr '\0' ' ' < /proc/$PPID/cmdline")
+    assert "psql" in psql_cmdline.stdout and "127.0.0.1" in psql_cmdline.stdout
+    assert password not in psql_cmdline.stdout
+
+    # The data folder is its owner's: others may at most traverse it to reach the server
+    # (when root runs it as crmpg), never list or read what is inside.
+    assert stat.S_IMODE(home.stat().st_mode) & 0o066 == 0
+    for folder in [p for p in home.iterdir() if p.is_dir()]:
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, folder
+
     assert crm(home, "warehouse", "stop").stdout.strip() == "stopped"
     assert "stopped" in crm(home, "warehouse", "status", check=False).stdout
     assert "not running" in crm(home, "warehouse", "stop").stdout  # stop when stopped is fine
 
     # Data survives a restart.
     crm(home, "warehouse", "start")
-    with psycopg.connect(crm(home, "warehouse", "url").stdout.strip()) as conn:
+    with psycopg.connect(crm(home, "warehouse", "url", "--with-password").stdout.strip()) as conn:
         assert conn.execute("select to_regclass('raw.pos_lines')").fetchone()[0] == "raw.pos_lines"
 
 
 def test_port_taken_moves_to_a_free_port(home):
     crm(home, "warehouse", "start")
-    old_url = crm(home, "warehouse", "url").stdout.strip()
+    old_url = crm(home, "warehouse", "url", "--with-password").stdout.strip()
     port = int(old_url.rsplit(":", 1)[1].split("/")[0])
     crm(home, "warehouse", "stop")
     with socket.socket() as squatter:
@@ -77,7 +92,7 @@ def test_port_taken_moves_to_a_free_port(home):
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         crm(home, "warehouse", "start")
-        new_url = crm(home, "warehouse", "url").stdout.strip()
+        new_url = crm(home, "warehouse", "url", "--with-password").stdout.strip()
         assert new_url != old_url
         with psycopg.connect(new_url) as conn:
             assert conn.execute("select 1").fetchone() == (1,)
@@ -101,7 +116,7 @@ def test_crash_leaves_stale_pid_that_start_recovers(home):
     subprocess.run(["sleep", "0.5"])
     assert "stale postmaster.pid" in crm(home, "warehouse", "status", check=False).stdout
     crm(home, "warehouse", "start")
-    with psycopg.connect(crm(home, "warehouse", "url").stdout.strip()) as conn:
+    with psycopg.connect(crm(home, "warehouse", "url", "--with-password").stdout.strip()) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
 
 
