@@ -187,3 +187,36 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
             privacy_requests_suite(business_date),
         ),
     ]
+
+
+PRIVACY_SUITES = (
+    WAREHOUSE_COLUMNS_SUITE,
+    ACCESS_SUITE,
+    CONTENT_SUITE,
+    MARKETING_LISTS_SUITE,
+    PRIVACY_REQUESTS_SUITE,
+)
+
+
+def verdict(conn, business_date: date) -> list[tuple[str, str, int, int]]:
+    """(suite, severity, checks passed, checks failed) of the privacy suites, each check
+    as the latest marts gate of ``business_date`` left it (ops.quality_results)."""
+    return conn.execute(
+        """
+        with latest as (
+            select distinct on (results.table_name, results.suite, results.expectation)
+                results.suite, results.severity, results.success
+            from ops.quality_results as results
+            where results.gate = 'marts' and results.business_date = %s
+              and results.suite = any(%s)
+            order by results.table_name, results.suite, results.expectation,
+                results.checked_at desc
+        )
+        select latest.suite, min(latest.severity),
+            count(*) filter (where latest.success), count(*) filter (where not latest.success)
+        from latest
+        group by latest.suite
+        order by array_position(%s, latest.suite)
+        """,
+        (business_date, list(PRIVACY_SUITES), list(PRIVACY_SUITES)),
+    ).fetchall()

@@ -352,3 +352,54 @@ where not (
 def drift(conn: psycopg.Connection, rules: Policy | None = None) -> list[tuple]:
     """What :func:`drift_query` finds, sorted: empty when the warehouse matches the policy."""
     return sorted(conn.execute(drift_query(rules)).fetchall(), key=lambda r: tuple(map(str, r)))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one department reads: the role matrix, summed up."""
+
+    department: str
+    role: str
+    relations: int
+    columns: int
+    personal_columns: int
+    row_filtered: tuple[str, ...]
+
+
+def matrix(conn: psycopg.Connection, rules: Policy | None = None) -> list[Reach]:
+    """Per department, what the policy lets it read among the relations that exist."""
+    rules = rules or policy()
+    relations = catalogue(conn, rules.access.schemas)
+    out = []
+    for department, name in department_roles(rules).items():
+        readable = [
+            (rel.qualified, col)
+            for rel in relations
+            for col in rel.columns
+            if department in rules.readers(rel.qualified, col)
+        ]
+        personal = [
+            (r, c)
+            for r, c in readable
+            if r in rules.datasets
+            and c in rules.datasets[r].columns
+            and rules.datasets[r].columns[c].is_personal
+        ]
+        filtered = (
+            tuple(
+                sorted({r for r, _ in readable} & {n for n, d in rules.datasets.items() if d.rows})
+            )
+            if department == rules.access.row_department
+            else ()
+        )
+        out.append(
+            Reach(
+                department,
+                name,
+                len({r for r, _ in readable}),
+                len(readable),
+                len(personal),
+                filtered,
+            )
+        )
+    return out

@@ -119,6 +119,7 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     lines += [f"  {name:<22} {n:>7,}" for name, n in segments]
     lines += business_answers(warehouse_url)
     lines += model_validation(warehouse_url)
+    lines += privacy_lines(warehouse_url, as_of)
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(
@@ -128,6 +129,35 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     if elapsed is not None:
         lines.append(f"Demo pipeline time: {elapsed:,.0f} s")
     return "\n".join(lines)
+
+
+def privacy_lines(warehouse_url: str, as_of: date) -> list[str]:
+    """The privacy verdict of the night and who reads what (contract/privacy.yml)."""
+    from expectations.privacy import verdict
+    from include.access import matrix
+
+    with psycopg.connect(warehouse_url) as conn:
+        checks = verdict(conn, as_of)
+        reach = matrix(conn)
+    failed = [suite for suite, severity, _, bad in checks if bad and severity == "critical"]
+    warned = [suite for suite, severity, _, bad in checks if bad and severity != "critical"]
+    state = "FAILED: " + ", ".join(failed) if failed else "passed"
+    if not checks:
+        state = "not checked (no marts gate ran for this date)"
+    lines = [f"Privacy verdict of {as_of} (marts gate, contract/privacy.yml): {state}"]
+    lines += [
+        f"  {suite:<26} {severity:<8} {good:>3} passed {bad:>3} failed"
+        for suite, severity, good, bad in checks
+    ]
+    if warned:
+        lines.append(f"  warnings (see Data Docs): {', '.join(warned)}")
+    lines.append("Department roles (relations / columns / personal columns they read):")
+    lines += [
+        f"  {r.role:<26} {r.relations:>4} {r.columns:>6} {r.personal_columns:>5}"
+        + (f"  rows of its region only: {', '.join(r.row_filtered)}" if r.row_filtered else "")
+        for r in reach
+    ]
+    return lines
 
 
 # A few of the business questions the marts answer, one query each (marts only).

@@ -171,6 +171,10 @@ def assert_night_succeeded(states: dict) -> None:
 
 
 def test_two_nights_through_dags_test(world):
+    from expectations import privacy
+    from include import access
+    from include.demo import privacy_lines
+
     for night in (FIRST_NIGHT, LAST):
         run_id, state = run_of(world, night)
         assert state == "success"
@@ -209,6 +213,14 @@ def test_two_nights_through_dags_test(world):
         assert (
             conn.execute("select count(distinct channel) from marts.fct_sales").fetchone()[0] == 2
         )
+        # the night's build applied the department grants, and every privacy check passed
+        assert access.drift(conn) == []
+        checks = {suite: (good, bad) for suite, _, good, bad in privacy.verdict(conn, LAST)}
+        assert set(checks) >= {"privacy_columns", "access_grants", "privacy_content"}
+        assert {s: bad for s, (_, bad) in checks.items() if s != "privacy_requests"} == {
+            s: 0 for s in checks if s != "privacy_requests"
+        }
+    assert privacy_lines(world["url"], LAST)[0].endswith(": passed")
 
 
 def table_checksums(url: str) -> dict[str, str]:
