@@ -24,6 +24,9 @@ interval, midnight to midnight Asia/Hong_Kong).
    age at the end of the business day in `ops.quality_results` (gate
    `source_freshness`; thresholds: `warn_after` in contract/sources.yml). A
    stale source is a warning in its log, never a failed night.
+   `retention` then purges what contract/privacy.yml keeps no longer (deletes
+   or empties its personal columns, in batches; `ops.retention_actions`), so
+   the night's dbt build never reads it.
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
    project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
    status task per model, seed and snapshot (`dbt.<domain>.<name>`) shows
@@ -62,6 +65,9 @@ interval, midnight to midnight Asia/Hong_Kong).
   data or the model, then clear the gate task. A file that will never come
   (a store closed that day): `crm ledger gaps`, then `crm ledger resolve-gap
   <source> <date> <expected> --note '...'`.
+- `retention` failed: its log names the dataset; what committed is in
+  `ops.retention_actions` (a batch is all or nothing). Clearing the task goes
+  on from there; `crm privacy purge --dry-run --date D` shows what it would do.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
   message; the red status task (`dbt.<domain>.<name>`) is the node (its log
   names the failing test), the skipped ones are what dbt did not build. History:
@@ -158,6 +164,12 @@ def crm_nightly():
 
         return pipeline.source_freshness(data_interval_end, run_id)
 
+    @task
+    def retention(data_interval_end=None, run_id=None) -> str:
+        from include import pipeline
+
+        return pipeline.retention(data_interval_end, run_id)
+
     # dbt failures are data or code problems: retrying will not help.
     @task(task_id="build", retries=0)
     def dbt_build(data_interval_end=None, run_id=None) -> str:
@@ -214,6 +226,8 @@ def crm_nightly():
     loads >> source_freshness()
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
+    # Past its retention before dbt reads it: tonight's marts never hold it.
+    gate_raw >> retention() >> build
 
 
 crm_nightly()

@@ -205,6 +205,19 @@ def _contract(args: argparse.Namespace) -> int:
     return 1 if stale or problems else 0
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from include.pipeline import last_complete_business_date
+    from include.retention import purge
+
+    as_of = args.date or last_complete_business_date()
+    steps = purge(settings().warehouse_url, as_of, dry_run=args.dry_run)
+    verb = "would change" if args.dry_run else "changed"
+    print(f"Retention on {as_of} ({verb}; recorded in ops.retention_actions):")
+    for step in steps:
+        print(f"  {step.sentence()}")
+    return 0
+
+
 def _ledger(args: argparse.Namespace) -> int:
     import psycopg
 
@@ -411,6 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="exit 1 if a generated file or the warehouse's raw tables disagree"
     )
     contract_cmd.set_defaults(func=_contract)
+
+    privacy_cmd = sub.add_parser(
+        "privacy", help="the privacy policy at work (contract/privacy.yml): retention purge"
+    )
+    privacy_sub = privacy_cmd.add_subparsers(dest="action", required=True)
+    purge_cmd = privacy_sub.add_parser(
+        "purge",
+        help="delete or anonymise what is past its retention (the nightly DAG's retention task)",
+    )
+    purge_cmd.add_argument(
+        "--date", type=_date, help="business date (default: the latest complete day)"
+    )
+    purge_cmd.add_argument(
+        "--dry-run", action="store_true", help="only count and record what it would do"
+    )
+    privacy_cmd.set_defaults(func=_privacy)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
     env.set_defaults(func=_env)

@@ -31,7 +31,6 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from include import access
 from include.config import (
     REPO_ROOT,
     CrmError,
@@ -264,6 +263,8 @@ def build(
     """
     import psycopg
     from dbt.cli.main import dbtRunner
+
+    from include import access
 
     cfg = settings()
     warehouse_url = warehouse_url or cfg.warehouse_url

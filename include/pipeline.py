@@ -159,3 +159,16 @@ def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 
     return run(warehouse_url=settings().warehouse_url, as_of=business_date_of(day_end))
+
+
+def retention(day_end: datetime, run_id: str | None = None) -> str:
+    """The night's retention purge (include/retention.py): what it deleted or emptied."""
+    from include.retention import purge
+
+    steps = purge(settings().warehouse_url, business_date_of(day_end), run_id=run_id)
+    acted = [s.sentence() for s in steps if s.rows]
+    for line in acted:
+        log.info("retention: %s", line)
+    return f"retention: {len(steps)} dataset(s) checked, {len(acted)} purged" + (
+        ": " + "; ".join(acted) if acted else " (nothing past its retention)"
+    )

@@ -46,6 +46,8 @@ class Retention:
     days: int
     column: str
     action: str
+    #: a versioned table's key: only versions a newer one of the same key replaced expire
+    versions_of: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,18 @@ def _departments(raw, where: str, known: dict[str, str]) -> tuple[str, ...]:
 def _retention(raw, where: str, actions: list[str]) -> Retention | str | None:
     if raw is None or raw == "derived":
         return raw
-    if not isinstance(raw, dict) or set(raw) != {"days", "from", "action"}:
-        raise _fail(where, "retention must be 'derived' or {days, from, action}")
+    if not isinstance(raw, dict) or not {"days", "from", "action"} <= set(raw) <= {
+        "days",
+        "from",
+        "action",
+        "versions_of",
+    }:
+        raise _fail(where, "retention must be 'derived' or {days, from, action[, versions_of]}")
     if not isinstance(raw["days"], int) or raw["days"] < 1:
         raise _fail(where, f"retention days must be a whole number >= 1, got {raw['days']!r}")
     if raw["action"] not in actions:
         raise _fail(where, f"retention action must be one of {actions}, got {raw['action']!r}")
-    return Retention(raw["days"], raw["from"], raw["action"])
+    return Retention(raw["days"], raw["from"], raw["action"], tuple(raw.get("versions_of") or ()))
 
 
 def parse(document: dict) -> Policy:

@@ -1,0 +1,147 @@
+"""The retention purge against a real warehouse: what contract/privacy.yml keeps no
+longer is deleted or emptied, facts stay, a dry run only records, a re-run does
+nothing, and every batch is audited (include/retention.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import psycopg
+import pytest
+
+from include.retention import purge
+from include.warehouse import apply_schema
+
+AS_OF = date(2026, 11, 20)
+
+OLD_AND_NEW = """
+insert into raw.privacy_requests (request_id, received_at, request_type, email, _load_id, _file,
+    _line) values
+    ('P-OLD', '2018-01-05 10:00+08', 'opt_out_marketing', 'old@example.com', 1, 'privacy/a.csv', 2),
+    ('P-NEW', '2026-11-01 10:00+08', 'opt_out_marketing', 'new@example.com', 2, 'privacy/b.csv', 2);
+insert into quarantine.rejected_rows (load_id, source, object, line_no, reason, raw_content,
+    quarantined_at) values
+    (3, 'loyalty', 'loyalty/x.csv', 2, 'bad date', 'Alice Chan,91234567', '2026-07-01 10:00+08'),
+    (4, 'loyalty', 'loyalty/y.csv', 2, 'bad date', 'Bob Lee,92345678', '2026-11-15 10:00+08');
+insert into raw.web_events (event_id, event_ts, event_type, customer_id, ip, user_agent,
+    _load_id, _file, _line) values
+    (gen_random_uuid(), '2025-06-01 10:00+08', 'page_view', 7, '10.0.0.1', 'Mozilla', 5, 'w', 1),
+    (gen_random_uuid(), '2026-11-19 10:00+08', 'page_view', 7, '10.0.0.2', 'Mozilla', 6, 'w', 1);
+insert into raw.shop_customers (customer_id, email, full_name, updated_at, _load_id) values
+    (1, 'a.old@example.com', 'Alice Chan', '2023-01-01 10:00+08', 7),
+    (1, 'a.new@example.com', 'Alice Chan', '2024-01-01 10:00+08', 8),
+    (2, 'carol@example.com', 'Carol Ho', '2023-06-01 10:00+08', 7);
+insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku, quantity,
+    unit_price, loyalty_card_no, staff_id, _business_date, _file_store_code, _file_seq, _load_id,
+    _file, _line) values
+    ('R1', 'TST01', '2018-03-01 10:00+08', 'SALE', 1, 'SKU1', 2, 5.00, '1000000001', 'S1',
+     '2018-03-01', 'TST01', 1, 9, 'pos/2018-03-01/TST01_1.csv', 2),
+    ('R2', 'TST01', '2026-11-20 10:00+08', 'SALE', 1, 'SKU1', 1, 5.00, '1000000001', 'S1',
+     '2026-11-20', 'TST01', 1, 10, 'pos/2026-11-20/TST01_1.csv', 2);
+"""
+
+
+@pytest.fixture
+def warehouse(fresh_db_url) -> str:
+    apply_schema(fresh_db_url)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(OLD_AND_NEW)
+    return fresh_db_url
+
+
+def state(url: str) -> dict[str, list]:
+    with psycopg.connect(url) as conn:
+        return {
+            "requests": conn.execute(
+                "select request_id from raw.privacy_requests order by 1"
+            ).fetchall(),
+            "quarantine": conn.execute(
+                "select load_id, raw_content from quarantine.rejected_rows order by 1"
+            ).fetchall(),
+            "web": conn.execute(
+                "select event_ts::date, customer_id, ip, user_agent from raw.web_events order by 1"
+            ).fetchall(),
+            "customers": conn.execute(
+                "select customer_id, updated_at::date, email, full_name from raw.shop_customers"
+                " order by 1, 2"
+            ).fetchall(),
+            "pos": conn.execute(
+                "select receipt_no, quantity, loyalty_card_no, staff_id from raw.pos_lines"
+                " order by 1"
+            ).fetchall(),
+        }
+
+
+def audit(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select dataset, action, rows_affected, dry_run from ops.retention_actions"
+            " where rows_affected > 0 order by action_id"
+        ).fetchall()
+
+
+def test_a_dry_run_counts_and_records_and_changes_nothing(warehouse):
+    before = state(warehouse)
+    steps = {s.dataset: s.rows for s in purge(warehouse, AS_OF, dry_run=True)}
+    assert state(warehouse) == before
+    assert {d: n for d, n in steps.items() if n} == {
+        "raw.privacy_requests": 1,
+        "quarantine.rejected_rows": 1,
+        "raw.web_events": 1,
+        "raw.shop_customers": 1,
+        "raw.pos_lines": 1,
+    }
+    assert all(dry for *_, dry in audit(warehouse))
+    assert len(audit(warehouse)) == 5
+
+
+def test_the_purge_deletes_or_empties_what_is_past_retention_and_keeps_the_facts(warehouse):
+    purge(warehouse, AS_OF, run_id="night-1")
+    after = state(warehouse)
+    # deleted after 7 years
+    assert after["requests"] == [("P-NEW",)]
+    # quarantined content emptied after 90 days, the record of the rejection kept
+    assert after["quarantine"] == [(3, None), (4, "Bob Lee,92345678")]
+    # a web event older than 400 days keeps its time and type, loses who it was
+    assert after["web"] == [
+        (date(2025, 6, 1), None, None, None),
+        (date(2026, 11, 19), 7, "10.0.0.2", "Mozilla"),
+    ]
+    # only the version a newer one replaced expires: current accounts are kept however old
+    assert after["customers"] == [
+        (1, date(2023, 1, 1), None, None),
+        (1, date(2024, 1, 1), "a.new@example.com", "Alice Chan"),
+        (2, date(2023, 6, 1), "carol@example.com", "Carol Ho"),
+    ]
+    # a sale older than 7 years is de-identified, its quantity stays (tax records)
+    assert after["pos"] == [("R1", 2, None, None), ("R2", 1, "1000000001", "S1")]
+    assert sorted(audit(warehouse)) == sorted(
+        [
+            ("quarantine.rejected_rows", "anonymise", 1, False),
+            ("raw.pos_lines", "anonymise", 1, False),
+            ("raw.privacy_requests", "delete", 1, False),
+            ("raw.shop_customers", "anonymise", 1, False),
+            ("raw.web_events", "anonymise", 1, False),
+        ]
+    )
+
+    # the same night again: nothing left to do, nothing more recorded
+    assert [s for s in purge(warehouse, AS_OF, run_id="night-1-again") if s.rows] == []
+    assert state(warehouse) == after
+    assert len(audit(warehouse)) == 5
+
+
+def test_a_large_purge_goes_in_batches_each_audited(warehouse):
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(
+            "insert into raw.privacy_requests (request_id, received_at, request_type, _load_id,"
+            " _file, _line) select 'P-' || n, '2017-01-01', 'erasure', 11, 'privacy/c.csv', n"
+            " from generate_series(1, 5) as n"
+        )
+    (step,) = [
+        s for s in purge(warehouse, AS_OF, batch_rows=2) if s.dataset == "raw.privacy_requests"
+    ]
+    assert step.rows == 6
+    batches = [n for d, _, n, _ in audit(warehouse) if d == "raw.privacy_requests"]
+    assert batches == [2, 2, 2]
+    assert state(warehouse)["requests"] == [("P-NEW",)]
