@@ -25,6 +25,11 @@ dataset with ``marketing_list: true``) consented and did not opt out
 (``marts.dim_customer.is_marketing_opt_in``, PDPO Part 6A). The reporting
 schema's list is published after this gate, from the same flag (ml/publish.py).
 
+``privacy_retention``: tonight's retention purge (include/retention.py) ran,
+not as a dry run, on every table of the policy with a retention period
+(``ops.retention_actions``), so nothing published tonight was built from data
+kept past its retention. The nightly DAG runs it before dbt.
+
 ``privacy_requests``: a request received in the ``ANSWER_DAYS`` up to the end of
 the business date that matched nobody (``marts.rpt_privacy_requests``) is a
 warning naming it, so the privacy officer can ask the requester for an
@@ -45,6 +50,7 @@ from include.privacy import policy
 WAREHOUSE_COLUMNS_SUITE = "privacy_columns"
 ACCESS_SUITE = "access_grants"
 CONTENT_SUITE = "privacy_content"
+RETENTION_SUITE = "privacy_retention"
 MARKETING_LISTS_SUITE = "privacy_marketing_lists"
 PRIVACY_REQUESTS_SUITE = "privacy_requests"
 
@@ -142,6 +148,31 @@ where customers.customer_key is null
     ]
 
 
+def retention_suite(business_date: date | None) -> list[gxe.Expectation]:
+    """Each retention table (that exists) purged for the night; any night when None."""
+    from include.retention import tables
+
+    night = "" if business_date is None else f" and done.business_date = date '{business_date}'"
+    expected = ", ".join(f"({_literal(name)})" for name in tables())
+    query = f"""
+select expected.dataset
+from (values {expected}) as expected (dataset)
+where to_regclass(expected.dataset) is not null
+  and not exists (
+    select 1 from (select * from {{batch}}) as done
+    where done.dataset = expected.dataset and not done.dry_run{night}
+  )
+"""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description="Tonight's retention purge ran on every table with a retention period"
+            " in contract/privacy.yml (ops.retention_actions; crm privacy purge)",
+            **severity(CRITICAL),
+        )
+    ]
+
+
 def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
     window = ""
@@ -175,6 +206,9 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
         ),
         TableValidation("ops", "warehouse_columns", ACCESS_SUITE, access_suite()),
         TableValidation("ops", "warehouse_columns", CONTENT_SUITE, content_suite()),
+        TableValidation(
+            "ops", "retention_actions", RETENTION_SUITE, retention_suite(business_date)
+        ),
         *(
             TableValidation(*name.split("."), MARKETING_LISTS_SUITE, marketing_list_suite())
             for name, dataset in sorted(policy().datasets.items())
@@ -194,6 +228,7 @@ PRIVACY_SUITES = (
     ACCESS_SUITE,
     CONTENT_SUITE,
     MARKETING_LISTS_SUITE,
+    RETENTION_SUITE,
     PRIVACY_REQUESTS_SUITE,
 )
 

@@ -94,6 +94,14 @@ def _condition(dataset: Dataset, cutoff: datetime, columns: tuple[str, ...]) -> 
     return sql.SQL(" and ").join(parts)
 
 
+def tables(rules: Policy | None = None) -> list[str]:
+    """The datasets with a retention period: the purge visits each that is a table."""
+    rules = rules or policy()
+    return sorted(
+        name for name, d in rules.datasets.items() if d.retention and d.retention != "derived"
+    )
+
+
 def plan(conn: psycopg.Connection, as_of: date, rules: Policy | None = None) -> list[Step]:
     """Every dataset's step for the business date ``as_of``, with the rows it applies to."""
     from include.pipeline import end_of
@@ -101,10 +109,9 @@ def plan(conn: psycopg.Connection, as_of: date, rules: Policy | None = None) -> 
     rules = rules or policy()
     night_end = end_of(as_of)
     steps = []
-    for name, dataset in sorted(rules.datasets.items()):
+    for name in tables(rules):
+        dataset = rules.datasets[name]
         retention = dataset.retention
-        if retention is None or isinstance(retention, str):
-            continue
         nullable = _nullable_columns(conn, name)
         if nullable is None:
             continue
@@ -121,7 +128,8 @@ def plan(conn: psycopg.Connection, as_of: date, rules: Policy | None = None) -> 
                 for c, spec in sorted(dataset.columns.items())
                 if spec.is_personal and c in nullable
             )
-            if not columns:
+            if not columns:  # nothing it could empty: checked, recorded, nothing to do
+                steps.append(Step(name, action, cutoff, columns, 0))
                 continue
         schema, relation = name.split(".")
         (rows,) = conn.execute(

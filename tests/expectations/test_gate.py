@@ -13,6 +13,7 @@ from expectations.gate import GateFailed, GateResult, run_gate
 from include import access, cli
 from include.ledger import Ledger
 from include.privacy import policy
+from include.retention import purge
 from include.warehouse import apply_schema
 
 BUSINESS_DATE = date(2026, 11, 20)
@@ -98,6 +99,7 @@ def warehouse(fresh_db_url: str) -> str:
     execute(fresh_db_url, MARTS_DDL)
     execute(fresh_db_url, GOOD_DATA)
     access.apply(fresh_db_url)  # as the nightly dbt build does after building the marts
+    purge(fresh_db_url, BUSINESS_DATE)  # as the nightly retention task does before dbt
     return fresh_db_url
 
 
@@ -272,6 +274,7 @@ def test_reruns_in_the_same_gx_dir_validate_current_data_and_store_no_password(
     execute(url, MARTS_DDL)
     execute(url, GOOD_DATA)
     access.apply(url)
+    purge(url, BUSINESS_DATE)
     gx_dir = tmp_path / "gx"
 
     for _ in range(3):
@@ -702,3 +705,20 @@ def test_a_marketing_list_with_a_customer_who_may_not_be_contacted_stops_the_gat
         " list holds only customers who consented and did not opt out"
         " (marts.dim_customer.is_marketing_opt_in; PDPO Part 6A)"
     ]
+
+
+def test_a_night_whose_retention_purge_did_not_run_stops_the_marts_gate(warehouse, tmp_path):
+    night = date(2026, 11, 21)
+    # the 8 raw and quarantine tables (no dbt snapshot here); a dry run purges nothing
+    purge(warehouse, night, dry_run=True)
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx", business_date=night)
+    assert [f for f in failed.value.result.critical_failures if "retention" in f] == [
+        "ops.retention_actions: unexpected_rows_expectation failed (observed 8): Tonight's"
+        " retention purge ran on every table with a retention period in contract/privacy.yml"
+        " (ops.retention_actions; crm privacy purge)"
+    ]
+    purge(warehouse, night)
+    with pytest.raises(GateFailed) as failed:  # still fails: that night's sales are missing
+        gate("marts", warehouse, tmp_path / "gx", business_date=night)
+    assert not [f for f in failed.value.result.critical_failures if "retention" in f]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from expectations.gate import GateFailed, run_gate
 from include import access, contract
 from include.dbt_build import MANIFEST
 from include.privacy import POLICY_PATH, PolicyError, parse, policy
+from include.retention import purge
 from include.warehouse import SCHEMA_SQL, apply_schema
 
 
@@ -102,6 +104,7 @@ def test_the_marts_gate_stops_on_an_unclassified_personal_column(fresh_db_url, t
         conn.execute("create schema if not exists marts")
         conn.execute("create table marts.rpt_new_list (customer_key text, contact_email text)")
     access.apply(fresh_db_url)  # as the nightly build does: only the classification fails
+    purge(fresh_db_url, date.today())
     with pytest.raises(GateFailed) as failed:
         run_gate("marts", warehouse_url=fresh_db_url, gx_dir=tmp_path / "gx", business_date=None)
     privacy_failures = [

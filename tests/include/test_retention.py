@@ -145,3 +145,18 @@ def test_a_large_purge_goes_in_batches_each_audited(warehouse):
     batches = [n for d, _, n, _ in audit(warehouse) if d == "raw.privacy_requests"]
     assert batches == [2, 2, 2]
     assert state(warehouse)["requests"] == [("P-NEW",)]
+
+
+def test_crm_privacy_purge_dry_run_says_what_it_would_do(warehouse, monkeypatch, capsys):
+    from include import cli
+
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse)
+    monkeypatch.setenv("SHOP_DB_URL", warehouse)
+    assert cli.main(["privacy", "purge", "--dry-run", "--date", AS_OF.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert f"Retention on {AS_OF} (would change" in out
+    assert "raw.privacy_requests: delete 1 row(s) older than" in out
+    assert (
+        "raw.web_events: empty anonymous_id, customer_id, ip, search_query, user_agent of 1" in out
+    )
+    assert state(warehouse)["requests"] == [("P-NEW",), ("P-OLD",)]
