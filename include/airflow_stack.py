@@ -87,6 +87,43 @@ def _secret(name: str) -> str:
     return path.read_text().strip()
 
 
+UI_USER = "admin"
+
+
+def ui_passwords_file(home: Path | None = None) -> Path:
+    """The local stack's UI login ({user: password}, owner-only), made on first start."""
+    return (home or settings().home) / "airflow" / "ui_passwords.json"
+
+
+def _ui_login() -> dict[str, str]:
+    """The environment that makes the UI and API ask for a login, unless left open."""
+    from include.config import airflow_open_ui
+
+    if airflow_open_ui():
+        return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    path = ui_passwords_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({UI_USER: secrets.token_urlsafe(18)}))
+        path.chmod(0o600)
+    return {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(path),
+    }
+
+
+def api_for(state: StackState, home: Path | None = None) -> AirflowApi:
+    """A client of the local stack, logged in when the UI needs a login."""
+    from include.config import airflow_open_ui
+
+    path = ui_passwords_file(home)
+    login = None
+    if path.exists() and not airflow_open_ui():
+        login = (UI_USER, json.loads(path.read_text())[UI_USER])
+    return AirflowApi(state.url, login=login)
+
+
 def stack_env(executor: str, port: int, *, schedule: bool = True) -> dict[str, str]:
     """The environment of every component (and of `crm airflow` commands beside them)."""
     from include.airflow_env import airflow_env
@@ -104,6 +141,7 @@ def stack_env(executor: str, port: int, *, schedule: bool = True) -> dict[str, s
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True" if schedule else "False",
+            **_ui_login(),
         }
     )
     if executor == "CeleryExecutor":
@@ -204,7 +242,7 @@ def start(
         state.pids[name] = proc.pid
     _stack_file().write_text(json.dumps(asdict(state)))
     try:
-        api = AirflowApi(state.url)
+        api = api_for(state)
         api.wait_healthy(timeout=timeout, pids=state.pids)
         api.wait_dag(DAG_ID, timeout=timeout)
         api.unpause(DAG_ID)
@@ -256,8 +294,9 @@ def status() -> tuple[bool, str]:
 class AirflowApi:
     """A small client of Airflow 3's REST API (``/api/v2``) with the simple auth manager."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, login: tuple[str, str] | None = None):
         self.url = url.rstrip("/")
+        self.login = login  # (user, password); None: the server lets anyone in as admin
         self._token: str | None = None
 
     def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
@@ -279,7 +318,14 @@ class AirflowApi:
 
     def token(self) -> str:
         if self._token is None:
-            self._token = self._request("GET", "/auth/token", auth=False)["access_token"]
+            if self.login is None:
+                answer = self._request("GET", "/auth/token", auth=False)
+            else:
+                user, password = self.login
+                answer = self._request(
+                    "POST", "/auth/token", {"username": user, "password": password}, auth=False
+                )
+            self._token = answer["access_token"]
         return self._token
 
     def get(self, path: str) -> Any:

@@ -11,7 +11,14 @@ import os
 import sys
 from datetime import date
 
-from include.config import CrmError, crm_home, redact, settings, without_password
+from include.config import (
+    CrmError,
+    airflow_open_ui,
+    crm_home,
+    redact,
+    settings,
+    without_password,
+)
 
 
 def _warehouse(args: argparse.Namespace) -> int:
@@ -109,6 +116,9 @@ def _stack(args: argparse.Namespace) -> int:
             executor=executor, workers=args.workers, schedule=not args.no_schedule
         )
         print(f"Airflow running ({state.executor}): UI and API at {state.url}")
+        login = airflow_stack.ui_passwords_file()
+        if login.exists() and not airflow_open_ui():
+            print(f"login: {airflow_stack.UI_USER}, password in {login} (readable by you only)")
         print(f"logs: {settings().home / 'logs' / 'airflow'}; stop with 'crm stack stop'")
         return 0
     if args.action == "stop":
@@ -129,7 +139,9 @@ def _api():
             "No Airflow stack is running here: start one with 'crm stack start' "
             "(or set CRM_AIRFLOW_API_URL to a running API server)."
         )
-    return airflow_stack.AirflowApi(url or state.url)
+    if url:
+        return airflow_stack.AirflowApi(url)
+    return airflow_stack.api_for(state)
 
 
 def _trigger(args: argparse.Namespace) -> int:

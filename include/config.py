@@ -153,6 +153,18 @@ LATE_DAYS_VARIABLE = "CRM_LATE_DAYS"
 LATE_SWEEP_VARIABLE = "CRM_LATE_SWEEP_DAYS"
 
 
+OPEN_UI_VARIABLE = "CRM_AIRFLOW_OPEN_UI"
+
+
+def airflow_open_ui() -> bool:
+    """``CRM_AIRFLOW_OPEN_UI=true``: the local Airflow UI and API let anyone in as admin
+    (a demo on a laptop). Unset, they need the login ``crm stack start`` prints."""
+    value = os.environ.get(OPEN_UI_VARIABLE, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ConfigError(f"{OPEN_UI_VARIABLE} must be true or false, got {value!r}")
+    return value == "true"
+
+
 def late_days(value: str | None = None) -> int:
     """How many days late a dated file is still listed by every night's load (default 14);
     the incremental models reprocess loads as far back (dbt var incremental_lookback_days)."""

@@ -244,7 +244,7 @@ def table_checksums(url: str) -> dict[str, str]:
 def scheduler(world, module_webhook_server):
     """One Airflow stack for the module: Celery with two workers where Redis answers,
     else LocalExecutor; failed tasks post to the module's webhook receiver."""
-    from include.airflow_stack import AirflowApi, read_state, redis_answers
+    from include.airflow_stack import api_for, read_state, redis_answers
 
     executor = "celery" if redis_answers() else "local"
     args = ["--workers", "2"] if executor == "celery" else []
@@ -252,7 +252,7 @@ def scheduler(world, module_webhook_server):
         world["home"], "stack", "start", "--executor", executor, *args, "--no-schedule",
         CRM_ALERT_WEBHOOK_URL=module_webhook_server.url,
     )  # fmt: skip
-    yield {"executor": executor, "api": AirflowApi(read_state(world["home"]).url)}
+    yield {"executor": executor, "api": api_for(read_state(world["home"]), world["home"])}
     crm(world["home"], "stack", "stop", check=False)
 
 
@@ -284,6 +284,24 @@ def test_a_backfill_through_the_api_runs_nights_in_order_and_changes_nothing(wor
         assert len(list(_run_dirs(world, run))) >= 2
         assert_night_succeeded(task_states(world, run))
         assert_states_match_dbt(world, run)
+
+
+def test_the_local_airflow_ui_and_api_need_the_login_crm_stack_start_made(world, scheduler):
+    import urllib.error
+    import urllib.request
+
+    from include.airflow_stack import AirflowApi
+
+    api = scheduler["api"]
+    assert api.login is not None and api.get("/api/v2/dags")["total_entries"] == 1
+    for path in ("/auth/token", "/api/v2/dags"):  # no token for nobody, no API without one
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(api.url + path, timeout=30)
+        assert refused.value.code in (401, 403), path
+    with pytest.raises(Exception, match="HTTP 40[13]"):
+        AirflowApi(api.url, login=("admin", "wrong")).get("/api/v2/dags")
+    password_file = world["home"] / "airflow" / "ui_passwords.json"
+    assert password_file.stat().st_mode & 0o077 == 0
 
 
 def test_both_celery_workers_ran_tasks(world, scheduler, backfill):
