@@ -11,7 +11,9 @@ older than ``days`` before the end of the business date are:
 
 A legal hold (``legal_hold.days``) keeps rows that long whatever the
 retention, so a ``delete`` within the hold only anonymises. ``versions_of``
-limits a versioned table to the versions a newer one of the same key replaced.
+limits a versioned table to the versions a newer one of the same key replaced
+more than ``days`` ago: a version is kept that long after it stopped being
+current, so a replay of a recent night sees what that night saw.
 
 Idempotent (an emptied row no longer matches, a deleted one is gone), batched
 (``BATCH_ROWS`` rows a transaction, so a long purge holds no long lock and a
@@ -86,9 +88,12 @@ def _condition(dataset: Dataset, cutoff: datetime, columns: tuple[str, ...]) -> 
         same_key = sql.SQL(" and ").join(
             sql.SQL("newer.{c} = t.{c}").format(c=sql.Identifier(k)) for k in retention.versions_of
         )
+        # replaced before the cutoff: a version is kept `days` after it stopped being current
         parts.append(
-            sql.SQL("exists (select 1 from {} as newer where {} and newer.{} > t.{})").format(
-                sql.Identifier(schema, name), same_key, column, column
+            sql.SQL(
+                "exists (select 1 from {} as newer where {} and newer.{} > t.{} and newer.{} < {})"
+            ).format(
+                sql.Identifier(schema, name), same_key, column, column, column, sql.Literal(cutoff)
             )
         )
     return sql.SQL(" and ").join(parts)

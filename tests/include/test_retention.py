@@ -30,7 +30,9 @@ insert into raw.web_events (event_id, event_ts, event_type, customer_id, ip, use
 insert into raw.shop_customers (customer_id, email, full_name, updated_at, _load_id) values
     (1, 'a.old@example.com', 'Alice Chan', '2023-01-01 10:00+08', 7),
     (1, 'a.new@example.com', 'Alice Chan', '2024-01-01 10:00+08', 8),
-    (2, 'carol@example.com', 'Carol Ho', '2023-06-01 10:00+08', 7);
+    (2, 'carol@example.com', 'Carol Ho', '2023-06-01 10:00+08', 7),
+    (3, 'dan.2019@example.com', 'Dan Wong', '2019-05-01 10:00+08', 7),
+    (3, 'dan@example.com', 'Dan Wong', '2026-11-01 10:00+08', 8);
 insert into raw.pos_lines (receipt_no, store_code, txn_ts, txn_type, line_no, sku, quantity,
     unit_price, loyalty_card_no, staff_id, _business_date, _file_store_code, _file_seq, _load_id,
     _file, _line) values
@@ -112,6 +114,9 @@ def test_the_purge_deletes_or_empties_what_is_past_retention_and_keeps_the_facts
         (1, date(2023, 1, 1), None, None),
         (1, date(2024, 1, 1), "a.new@example.com", "Alice Chan"),
         (2, date(2023, 6, 1), "carol@example.com", "Carol Ho"),
+        # replaced three weeks ago: kept two years from then, however old it is
+        (3, date(2019, 5, 1), "dan.2019@example.com", "Dan Wong"),
+        (3, date(2026, 11, 1), "dan@example.com", "Dan Wong"),
     ]
     # a sale older than 7 years is de-identified, its quantity stays (tax records)
     assert after["pos"] == [("R1", 2, None, None), ("R2", 1, "1000000001", "S1")]
