@@ -73,7 +73,9 @@ interval, midnight to midnight Asia/Hong_Kong).
   names the failing test), the skipped ones are what dbt did not build. History:
   `select * from ops.dbt_node_results where status not in ('success', 'pass')
   order by recorded_at desc`. Reproduce from `dbt_project/` with
-  `dbt build --select <model> --vars '{business_date: <D>}'`. After the fix,
+  `dbt build --select <model> --vars '{business_date: <D>}'` (a model keyed
+  by customer_key needs `PGOPTIONS='-c crm.customer_key_secret=<secret>'`:
+  the secret is a session setting, never in the SQL). After the fix,
   clear `dbt.build` with its downstream tasks: the new attempt builds only
   what failed or was skipped, then the status tasks, gates and publication
   follow. Clearing one red status task re-runs that node alone.
