@@ -47,8 +47,11 @@ class Step:
     cutoff: datetime
     columns: tuple[str, ...]  # emptied by anonymise
     rows: int  # rows it applies to (before a run; what a dry run reports)
+    found: bool = True  # False: no such table yet (recorded, nothing to do)
 
     def sentence(self) -> str:
+        if not self.found:
+            return f"{self.dataset}: no such table yet, nothing to purge"
         what = "delete" if self.action == "delete" else f"empty {', '.join(self.columns)} of"
         return f"{self.dataset}: {what} {self.rows:,} row(s) older than {self.cutoff:%Y-%m-%d}"
 
@@ -118,10 +121,11 @@ def plan(conn: psycopg.Connection, as_of: date, rules: Policy | None = None) -> 
         dataset = rules.datasets[name]
         retention = dataset.retention
         nullable = _nullable_columns(conn, name)
-        if nullable is None:
-            continue
         action = retention.action
         cutoff = night_end - timedelta(days=retention.days)
+        if nullable is None:  # not built yet (a snapshot before the first build)
+            steps.append(Step(name, action, cutoff, (), 0, found=False))
+            continue
         if action == "delete" and dataset.legal_hold_days:
             hold_end = night_end - timedelta(days=dataset.legal_hold_days)
             if hold_end < cutoff:
@@ -149,8 +153,19 @@ def plan(conn: psycopg.Connection, as_of: date, rules: Policy | None = None) -> 
 def _record(conn, run_id, as_of, step: Step, rows: int, dry_run: bool) -> None:
     conn.execute(
         "insert into ops.retention_actions (run_id, business_date, dataset, action, cutoff,"
-        " columns_emptied, rows_affected, dry_run) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (run_id, as_of, step.dataset, step.action, step.cutoff, list(step.columns), rows, dry_run),
+        " columns_emptied, rows_affected, dry_run, table_found)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            run_id,
+            as_of,
+            step.dataset,
+            step.action,
+            step.cutoff,
+            list(step.columns),
+            rows,
+            dry_run,
+            step.found,
+        ),
     )
 
 

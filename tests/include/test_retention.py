@@ -9,7 +9,7 @@ from datetime import date
 import psycopg
 import pytest
 
-from include.retention import purge
+from include.retention import purge, tables
 from include.warehouse import apply_schema
 
 AS_OF = date(2026, 11, 20)
@@ -134,6 +134,21 @@ def test_the_purge_deletes_or_empties_what_is_past_retention_and_keeps_the_facts
     assert [s for s in purge(warehouse, AS_OF, run_id="night-1-again") if s.rows] == []
     assert state(warehouse) == after
     assert len(audit(warehouse)) == 5
+
+    # every retention table of the policy was visited; the snapshots, not built yet on
+    # a warehouse dbt never ran on, are recorded as not found (what the gate checks)
+    with psycopg.connect(warehouse) as conn:
+        visited = dict(
+            conn.execute(
+                "select dataset, bool_and(table_found) from ops.retention_actions"
+                " where run_id = 'night-1' group by dataset"
+            ).fetchall()
+        )
+    assert set(visited) == set(tables())
+    assert {d for d, found in visited.items() if not found} == {
+        "pii.snp_identity__person_anchors",
+        "snapshots.snp_customer_attributes",
+    }
 
 
 def test_a_large_purge_goes_in_batches_each_audited(warehouse):
