@@ -26,7 +26,10 @@ interval, midnight to midnight Asia/Hong_Kong).
    stale source is a warning in its log, never a failed night.
    `retention` then purges what contract/privacy.yml keeps no longer (deletes
    or empties its personal columns, in batches; `ops.retention_actions`), so
-   the night's dbt build never reads it.
+   the night's dbt build never reads it, and `erasure` carries out the erasure
+   requests the last build matched: their people go on the suppression list
+   `pii.erased_identities` and their rows are deleted or their keys emptied in
+   raw and downstream (`ops.erasure_actions`; contract/privacy.yml `erasure`).
 3. **dbt** (`dbt` task group): `dbt.build` runs one `dbt build` of the whole
    project (`CRM_DBT_THREADS` threads, default the machine's cores). Then one
    status task per model, seed and snapshot (`dbt.<domain>.<name>`) shows
@@ -68,6 +71,9 @@ interval, midnight to midnight Asia/Hong_Kong).
 - `retention` failed: its log names the dataset; what committed is in
   `ops.retention_actions` (a batch is all or nothing). Clearing the task goes
   on from there; `crm privacy purge --dry-run --date D` shows what it would do.
+- `erasure` failed: its log names the table; what committed is in
+  `ops.erasure_actions` (a table is all or nothing), the people in
+  `pii.erased_identities`. Clearing the task goes on from there.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
   message; the red status task (`dbt.<domain>.<name>`) is the node (its log
   names the failing test), the skipped ones are what dbt did not build. History:
@@ -172,6 +178,12 @@ def crm_nightly():
 
         return pipeline.retention(data_interval_end, run_id)
 
+    @task
+    def erasure(data_interval_end=None, run_id=None) -> str:
+        from include import pipeline
+
+        return pipeline.erasure(data_interval_end, run_id)
+
     # dbt failures are data or code problems: retrying will not help.
     @task(task_id="build", retries=0)
     def dbt_build(data_interval_end=None, run_id=None) -> str:
@@ -229,7 +241,8 @@ def crm_nightly():
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
     # Past its retention before dbt reads it: tonight's marts never hold it.
-    gate_raw >> retention() >> build
+    # Erased people out of raw and of the incremental tables before dbt reads them.
+    gate_raw >> retention() >> erasure() >> build
 
 
 crm_nightly()

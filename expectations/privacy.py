@@ -30,6 +30,12 @@ not as a dry run, on every table of the policy with a retention period
 (``ops.retention_actions``), so nothing published tonight was built from data
 kept past its retention. The nightly DAG runs it before dbt.
 
+``privacy_erasure``: nothing of a person on the suppression list
+(``pii.erased_identities``, include/erasure.py) is left in raw or downstream:
+no row of theirs in raw that the policy deletes, no personal column of theirs
+not emptied, no table keyed by their identity or customer_key still holding it
+(``ops.erased_findings``, counts only).
+
 ``privacy_requests``: a request received in the ``ANSWER_DAYS`` up to the end of
 the business date that matched nobody (``marts.rpt_privacy_requests``) is a
 warning naming it, so the privacy officer can ask the requester for an
@@ -51,6 +57,7 @@ WAREHOUSE_COLUMNS_SUITE = "privacy_columns"
 ACCESS_SUITE = "access_grants"
 CONTENT_SUITE = "privacy_content"
 RETENTION_SUITE = "privacy_retention"
+ERASURE_SUITE = "privacy_erasure"
 MARKETING_LISTS_SUITE = "privacy_marketing_lists"
 PRIVACY_REQUESTS_SUITE = "privacy_requests"
 
@@ -173,6 +180,28 @@ where not exists (
     ]
 
 
+def erasure_suite() -> list[gxe.Expectation]:
+    from include.erasure import condition_args
+
+    raw_rules, schemas, identity_columns, key_columns, facts = condition_args()
+    query = f"""
+select findings.relation, findings.rows_found
+from ops.erased_findings(
+    {_literal(raw_rules).replace("{", "{{").replace("}", "}}")}::jsonb, {_array(schemas)},
+    {_array(identity_columns)}, {_array(key_columns)}, {_array(facts)}
+) as findings
+cross join (select count(*) from {{batch}}) as anchor
+"""
+    return [
+        gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=query,
+            description="Nothing of a person whose erasure was carried out is left in raw or"
+            " downstream (pii.erased_identities; contract/privacy.yml erasure)",
+            **severity(CRITICAL),
+        )
+    ]
+
+
 def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
     window = ""
@@ -186,7 +215,7 @@ def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
         "select requests.request_id, requests.request_type, requests.received_at,"
         " requests.identifiers_given, requests.match_status"
         " from (select * from {batch}) as requests"
-        f" where requests.match_status <> 'matched'{window}"
+        f" where requests.match_status not in ('matched', 'erased'){window}"
     )
     return [
         gxe.UnexpectedRowsExpectation(
@@ -209,6 +238,7 @@ def validations(business_date: date | None = None) -> list[TableValidation]:
         TableValidation(
             "ops", "retention_actions", RETENTION_SUITE, retention_suite(business_date)
         ),
+        TableValidation("pii", "erased_identities", ERASURE_SUITE, erasure_suite()),
         *(
             TableValidation(*name.split("."), MARKETING_LISTS_SUITE, marketing_list_suite())
             for name, dataset in sorted(policy().datasets.items())
@@ -229,6 +259,7 @@ PRIVACY_SUITES = (
     CONTENT_SUITE,
     MARKETING_LISTS_SUITE,
     RETENTION_SUITE,
+    ERASURE_SUITE,
     PRIVACY_REQUESTS_SUITE,
 )
 

@@ -155,6 +155,16 @@ def source_freshness(day_end: datetime, run_id: str | None = None) -> str:
     return f"{fresh} of {len(results)} source table(s) fresh at the end of the business day"
 
 
+def erasure(day_end: datetime, run_id: str | None = None) -> str:
+    """The night's erasure requests carried out (include/erasure.py)."""
+    from include.erasure import execute
+
+    added, actions = execute(settings().warehouse_url, business_date_of(day_end), run_id=run_id)
+    return f"erasure: {added} identity(ies) newly erased" + (
+        "; " + "; ".join(a.sentence() for a in actions) if actions else "; nothing left to remove"
+    )
+
+
 def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 

@@ -81,12 +81,29 @@ class Access:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """What an erasure does (the policy's ``erasure`` section; include/erasure.py)."""
+
+    #: raw table -> ({identity_type: column}, columns to empty, or () to delete the rows)
+    raw: dict[str, tuple[dict[str, str], tuple[str, ...]]]
+    #: downstream columns holding an identity id (``<type>:<source id>``) or a person anchor
+    identity_columns: tuple[str, ...]
+    #: downstream columns holding a pseudonymous customer_key
+    key_columns: tuple[str, ...]
+    #: downstream tables whose rows stay with their keys emptied (de-identified facts)
+    facts: tuple[str, ...]
+    #: schemas the erasure reaches beyond raw
+    schemas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     departments: dict[str, str]
     name_patterns: tuple[str, ...]
     content_patterns: dict[str, str]
     datasets: dict[str, Dataset]
     access: Access
+    erasure: Erasure
     #: schemas whose text columns must hold no value matching a content pattern
     content_schemas: tuple[str, ...] = ()
 
@@ -205,8 +222,35 @@ def parse(document: dict) -> Policy:
         content,
         datasets,
         _access(document, departments, datasets),
+        _erasure(document.get("erasure") or {}, datasets),
         tuple(detection.get("content_checked_in") or ()),
     )
+
+
+def _erasure(raw: dict, datasets: dict[str, Dataset]) -> Erasure:
+    tables = {}
+    for name, spec in (raw.get("raw") or {}).items():
+        where = f"erasure.raw.{name}"
+        dataset = datasets.get(name)
+        if dataset is None:
+            raise _fail(where, "is not a dataset of this policy")
+        match = dict(spec.get("match") or {})
+        empty = tuple(spec.get("empty") or ())
+        if not match or (spec.get("action") == "delete") == bool(empty):
+            raise _fail(where, "needs match: {identity_type: column} and action: delete or empty")
+        if not set(empty) <= set(dataset.columns):
+            raise _fail(where, "empties only columns its dataset classifies")
+        tables[name] = (match, empty)
+    erasure = Erasure(
+        tables,
+        tuple(raw.get("identity_columns") or ()),
+        tuple(raw.get("key_columns") or ()),
+        tuple(raw.get("facts") or ()),
+        tuple(raw.get("schemas") or ()),
+    )
+    if not (erasure.raw and erasure.identity_columns and erasure.key_columns and erasure.schemas):
+        raise _fail("erasure", "needs raw, identity_columns, key_columns and schemas")
+    return erasure
 
 
 def _rows(raw, where: str) -> tuple[str, str] | None:

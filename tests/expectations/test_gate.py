@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from expectations.gate import GateFailed, GateResult, run_gate
 from include import access, cli
 from include.ledger import Ledger
 from include.privacy import policy
-from include.retention import purge
+from include.retention import purge, tables
 from include.warehouse import apply_schema
 
 BUSINESS_DATE = date(2026, 11, 20)
@@ -709,14 +710,46 @@ def test_a_marketing_list_with_a_customer_who_may_not_be_contacted_stops_the_gat
 
 def test_a_night_whose_retention_purge_did_not_run_stops_the_marts_gate(warehouse, tmp_path):
     night = date(2026, 11, 21)
-    # the 8 raw and quarantine tables (no dbt snapshot here); a dry run purges nothing
+    # a dry run purges nothing: every table of the policy's retention is missing, the
+    # snapshots dbt has not built here too
     purge(warehouse, night, dry_run=True)
     with pytest.raises(GateFailed) as failed:
         gate("marts", warehouse, tmp_path / "gx", business_date=night)
     assert [f for f in failed.value.result.critical_failures if "retention" in f] == [
-        "ops.retention_actions: unexpected_rows_expectation failed (observed 8): Tonight's"
+        f"ops.retention_actions: unexpected_rows_expectation failed (observed {len(tables())}):"
+        " Tonight's"
         " retention purge ran on every table with a retention period in contract/privacy.yml"
         " (ops.retention_actions; crm privacy purge)"
     ]
     purge(warehouse, night)
     assert gate("marts", warehouse, tmp_path / "gx", business_date=night).success
+
+
+def test_an_erased_person_left_anywhere_stops_the_marts_gate(warehouse, tmp_path):
+    from include.erasure import execute as erase
+
+    night = date(2026, 11, 21)
+    purge(warehouse, night)
+    # card 1234567890 (customer c2) was erased, but nothing was carried out yet: their
+    # member row, their identity, their dimension row and their sales' key are all there
+    execute(
+        warehouse,
+        "insert into pii.erased_identities (identity_id, identity_type, source_id,"
+        " person_anchor, customer_key, request_id, business_date) values"
+        " ('loyalty:1234567890', 'loyalty', '1234567890', 'loyalty:1234567890', 'c2', 'P9',"
+        " '2026-11-21')",
+    )
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx", business_date=night)
+    assert [f for f in failed.value.result.critical_failures if "erased" in f] == [
+        "pii.erased_identities: unexpected_rows_expectation failed (observed 4): Nothing of"
+        " a person whose erasure was carried out is left in raw or downstream"
+        " (pii.erased_identities; contract/privacy.yml erasure)"
+    ]
+    erase(warehouse, night, run_id="erase-c2")
+    assert gate("marts", warehouse, tmp_path / "gx", business_date=night).success
+    with psycopg.connect(warehouse) as conn:
+        # the sale stays, without its customer
+        assert conn.execute(
+            "select customer_key, net_amount from marts.fct_sales where sales_line_key = 's2'"
+        ).fetchone() == (None, Decimal("5.00"))

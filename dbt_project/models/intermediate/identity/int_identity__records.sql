@@ -167,13 +167,24 @@ records as (
 
 ),
 
+erased_identities as (
+
+    select * from {{ source('erasure', 'erased_identities') }}
+
+),
+
 final as (
 
+    -- a record on the erasure suppression list is nobody any more: what is
+    -- left of it (a de-identified ticket) is not linked to anyone
     select
         records.identity_type || ':' || records.source_id as identity_id,
         records.*
 
     from records
+    left join erased_identities
+        on records.identity_type || ':' || records.source_id = erased_identities.identity_id
+    where erased_identities.identity_id is null
 
 )
 

@@ -124,11 +124,17 @@ final as (
         lines.payment_method,
         lines.order_status,
         lines.is_cancelled,
-        coalesce(
-            person_map.customer_key,
-            'pending:shop:' || lines.customer_id::text
-        ) as customer_key,
-        person_map.customer_key is null as is_customer_pending,
+        -- no customer_id: the order of a customer whose erasure was carried out
+        case
+            when lines.customer_id is not null
+                then coalesce(
+                    person_map.customer_key,
+                    'pending:shop:' || lines.customer_id::text
+                )
+        end as customer_key,
+        lines.customer_id is not null and person_map.customer_key is null
+            as is_customer_pending,
+        lines.customer_id is null as is_customer_erased,
         lines.order_updated_at
 
     from lines

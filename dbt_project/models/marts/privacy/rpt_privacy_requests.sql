@@ -26,6 +26,20 @@ person_map as (
 
 ),
 
+erasures as (
+
+    -- the erasures carried out (include/erasure.py): whom each erased, and when
+    select
+        erased.request_id,
+        min(erased.business_date) as erased_on,
+        count(distinct erased.customer_key) as erased_customers,
+        string_agg(distinct erased.customer_key, ',' order by erased.customer_key)
+            as customer_keys
+    from {{ source('erasure', 'erased_identities') }} as erased
+    group by 1
+
+),
+
 matched as (
 
     select
@@ -50,9 +64,11 @@ final as (
         privacy_requests.received_at,
         privacy_requests.identifiers_given,
         matched.usable_identifier_count,
-        matched.matched_customers,
-        coalesce(matched.customer_keys, '') as customer_keys,
+        coalesce(erasures.erased_customers, matched.matched_customers) as matched_customers,
+        coalesce(erasures.customer_keys, matched.customer_keys, '') as customer_keys,
+        erasures.erased_on,
         case
+            when erasures.request_id is not null then 'erased'
             when matched.matched_customers > 0 then 'matched'
             when matched.usable_identifier_count = 0 then 'no_usable_identifier'
             else 'matches_nobody'
@@ -61,6 +77,8 @@ final as (
     from privacy_requests
     inner join matched
         on privacy_requests.request_id = matched.request_id
+    left join erasures
+        on privacy_requests.request_id = erasures.request_id
 
 )
 
