@@ -41,6 +41,9 @@ interval, midnight to midnight Asia/Hong_Kong).
    known customers; daily lines and net sales per channel and store equal
    staging's, staging holds every raw row of the POS files it keeps, no
    person over-merged. Every verdict of both gates is in `ops.quality_results`.
+   Then, whatever the gate decided, `privacy_evidence` writes the night's
+   privacy evidence report (`CRM_HOME/privacy/evidence/<date>.html`: data map,
+   retention, purge and erasure log, requests, privacy checks).
 5. **Publish** (`publish_segments`): RFM segments into
    `reporting.customer_segments` for the business day. Runs only when both
    gates passed, so a failed gate leaves yesterday's publication in place.
@@ -74,6 +77,8 @@ interval, midnight to midnight Asia/Hong_Kong).
 - `erasure` failed: its log names the table; what committed is in
   `ops.erasure_actions` (a table is all or nothing), the people in
   `pii.erased_identities`. Clearing the task goes on from there.
+- `privacy_evidence` failed: the report could not be written (its log says why:
+  a full disk, a missing table); the night's data is not affected. Clear it.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
   message; the red status task (`dbt.<domain>.<name>`) is the node (its log
   names the failing test), the skipped ones are what dbt did not build. History:
@@ -178,6 +183,13 @@ def crm_nightly():
 
         return pipeline.retention(data_interval_end, run_id)
 
+    # After the marts gate whatever it decided: a failed night has its evidence too.
+    @task(trigger_rule="all_done")
+    def privacy_evidence(data_interval_end=None) -> str:
+        from include import pipeline
+
+        return pipeline.privacy_evidence(data_interval_end)
+
     @task
     def erasure(data_interval_end=None, run_id=None) -> str:
         from include import pipeline
@@ -238,6 +250,7 @@ def crm_nightly():
         steps >> publish_models()
     chain(loads, gate_raw, dbt, gate_marts, [publish_segments(), ml])
     loads >> source_freshness()
+    gate_marts >> privacy_evidence()
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
     # Past its retention before dbt reads it: tonight's marts never hold it.

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from datetime import date
+from pathlib import Path
 
 from include.config import (
     CrmError,
@@ -76,8 +77,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _path(url: str):
-    from pathlib import Path
-
     return Path(url.removeprefix("file://"))
 
 
@@ -220,6 +219,32 @@ def _contract(args: argparse.Namespace) -> int:
 def _privacy(args: argparse.Namespace) -> int:
     from include.pipeline import last_complete_business_date
     from include.retention import purge
+
+    if args.action == "evidence":
+        from include.pipeline import evidence_folder
+        from include.privacy_report import write
+
+        cfg = settings()
+        as_of = args.date or last_complete_business_date()
+        print(
+            f"Privacy evidence of {as_of}: {write(cfg.warehouse_url, as_of, evidence_folder(cfg.home))}"
+        )
+        return 0
+    if args.action == "access-report":
+        from include import access_report
+
+        cfg = settings()
+        package = access_report.write(
+            cfg.warehouse_url, args.request_id, args.out or cfg.home / "privacy" / "access"
+        )
+        print(
+            f"Data package of privacy request {package.request_id}"
+            f" ({len(package.customer_keys)} customer key(s)): {package.path}"
+        )
+        for table, rows in sorted(package.rows.items()):
+            print(f"  {table}: {rows} row(s)")
+        print("It holds personal data: review it, send it to the requester, then delete it.")
+        return 0
 
     as_of = args.date or last_complete_business_date()
     steps = purge(settings().warehouse_url, as_of, dry_run=args.dry_run)
@@ -438,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     contract_cmd.set_defaults(func=_contract)
 
     privacy_cmd = sub.add_parser(
-        "privacy", help="the privacy policy at work (contract/privacy.yml): retention purge"
+        "privacy",
+        help="the privacy policy at work (contract/privacy.yml): retention purge, evidence, access reports",
     )
     privacy_sub = privacy_cmd.add_subparsers(dest="action", required=True)
     purge_cmd = privacy_sub.add_parser(
@@ -450,6 +476,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge_cmd.add_argument(
         "--dry-run", action="store_true", help="only count and record what it would do"
+    )
+    evidence_cmd = privacy_sub.add_parser(
+        "evidence",
+        help="write the privacy evidence report of a night (the nightly DAG's privacy_evidence)",
+    )
+    evidence_cmd.add_argument(
+        "--date", type=_date, help="business date (default: the latest complete day)"
+    )
+    report_cmd = privacy_sub.add_parser(
+        "access-report",
+        help="write the data package of a data access request (every row about its person)",
+    )
+    report_cmd.add_argument("request_id", help="the request_id of raw.privacy_requests")
+    report_cmd.add_argument(
+        "--out", type=Path, help="folder to write it in (default: CRM_HOME/privacy/access)"
     )
     privacy_cmd.set_defaults(func=_privacy)
 

@@ -86,6 +86,8 @@ def _simulated_to(shop_url: str) -> date | None:
 
 
 def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> str:
+    from include.pipeline import evidence_folder
+
     cfg = settings()
     lines = []
     with psycopg.connect(warehouse_url) as conn:
@@ -120,6 +122,11 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     lines += business_answers(warehouse_url)
     lines += model_validation(warehouse_url)
     lines += privacy_lines(warehouse_url, as_of)
+    evidence = evidence_folder(cfg.home) / f"{as_of.isoformat()}.html"
+    if evidence.exists():
+        lines.append(f"Privacy evidence report: {evidence}")
+    else:
+        lines.append(f"Privacy evidence report: not written for {as_of} ({evidence} missing)")
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(

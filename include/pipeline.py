@@ -165,6 +165,20 @@ def erasure(day_end: datetime, run_id: str | None = None) -> str:
     )
 
 
+def privacy_evidence(day_end: datetime) -> str:
+    """The night's privacy evidence report (include/privacy_report.py); where it is."""
+    from include.privacy_report import write
+
+    cfg = settings()
+    path = write(cfg.warehouse_url, business_date_of(day_end), evidence_folder(cfg.home))
+    return f"privacy evidence: {path}"
+
+
+def evidence_folder(home):
+    """Where the nightly privacy evidence reports go (owner-only, like all of CRM_HOME)."""
+    return home / "privacy" / "evidence"
+
+
 def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 

@@ -329,7 +329,7 @@ class EmbeddedWarehouse:
         apply_schema(self.url("warehouse"))
 
 
-HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow")
+HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow", "privacy")
 """The data folder's sub-folders, made owner-only before anything writes to them."""
 
 

@@ -44,7 +44,8 @@ create table staging.stg_shop__order_items (order_id bigint, line_no integer, qu
 create table intermediate.int_identity__person_map (identity_id text, identity_type text,
     customer_key text);
 create table marts.rpt_privacy_requests (request_id text, request_type text,
-    received_at timestamptz, identifiers_given text, match_status text);
+    received_at timestamptz, identifiers_given text, match_status text,
+    matched_customers bigint, erased_on date);
 """
     + FCT_SALES_DDL
 )
@@ -753,3 +754,32 @@ def test_an_erased_person_left_anywhere_stops_the_marts_gate(warehouse, tmp_path
         assert conn.execute(
             "select customer_key, net_amount from marts.fct_sales where sales_line_key = 's2'"
         ).fetchone() == (None, Decimal("5.00"))
+
+
+def test_the_evidence_report_shows_the_night_s_policy_purge_and_checks(warehouse, tmp_path):
+    from include.privacy_report import write
+
+    night = date(2026, 11, 21)
+    purge(warehouse, night)
+    execute(
+        warehouse,
+        "insert into marts.rpt_privacy_requests values ('P7', 'erasure', '2026-11-20 10:00+08',"
+        " 'email', 'erased', 1, '2026-11-21')",
+    )
+    assert gate("marts", warehouse, tmp_path / "gx", business_date=night).success
+    page = write(warehouse, night, tmp_path / "evidence").read_text()
+    assert "Privacy verdict of the marts gate: passed" in page
+    # the data map is the whole policy; each retention table says the purge ran
+    for name in policy().datasets:
+        assert f"<td>{name}</td>" in page
+    for name in tables():
+        assert f"<tr><td>{name}</td><td><span class=\"pass\">passed</span>" in page
+    assert "<td>P7</td><td>erasure</td>" in page and "<td>2026-11-21</td>" in page
+
+    # personal data in a mart: the gate stops, the night's evidence says which check
+    execute(warehouse, "update marts.rpt_prospects set home_district = 'mail a.b@example.com'")
+    with pytest.raises(GateFailed):
+        gate("marts", warehouse, tmp_path / "gx", business_date=night)
+    page = write(warehouse, night, tmp_path / "evidence").read_text()
+    assert "Privacy verdict of the marts gate: FAILED: privacy_content" in page
+    assert "a.b@example.com" not in page  # counts only

@@ -147,3 +147,32 @@ def test_a_re_sent_record_is_found_and_erased_again_and_a_rerun_does_nothing(nig
             "select count(*) from marts.dim_customer where customer_key = %s", (night["alice"],)
         ).fetchone() == (0,)
     assert execute(url, NIGHT, run_id="night-erasure-thrice") == (0, [])
+
+
+def test_an_access_request_gets_its_person_s_data_package(night, tmp_path, monkeypatch, capsys):
+    import json
+    import stat
+
+    from include import cli
+
+    monkeypatch.setenv("WAREHOUSE_URL", night["url"])
+    monkeypatch.setenv("SHOP_DB_URL", night["url"])
+    # PR-0003: an access request by Grace's email (shop account 1007)
+    assert cli.main(["privacy", "access-report", "PR-0003", "--out", str(tmp_path)]) == 0
+    path = tmp_path / "PR-0003.json"
+    assert f"{path}" in capsys.readouterr().out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    package = json.loads(path.read_text())
+    assert package["source_records"] == ["shop:1007"]
+    assert [r["email"] for r in package["tables"]["raw.shop_customers"]] == ["grace@example.com"]
+    assert [r["email"] for r in package["tables"]["pii.pii_customer"]] == ["grace@example.com"]
+    (key,) = package["customer_keys"]
+    assert [r["customer_key"] for r in package["tables"]["marts.dim_customer"]] == [key]
+    # nobody else's data: no other account, card or contact is in it
+    text = path.read_text()
+    assert "alice" not in text.lower() and "1000000002" not in text and "bob" not in text
+
+    # a request that matched nobody has no package, and says so
+    assert cli.main(["privacy", "access-report", "PR-0004", "--out", str(tmp_path)]) == 2
+    assert "matched nobody" in capsys.readouterr().err
+    assert not (tmp_path / "PR-0004.json").exists()
