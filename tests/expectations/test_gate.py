@@ -773,7 +773,7 @@ def test_the_evidence_report_shows_the_night_s_policy_purge_and_checks(warehouse
     for name in policy().datasets:
         assert f"<td>{name}</td>" in page
     for name in tables():
-        assert f"<tr><td>{name}</td><td><span class=\"pass\">passed</span>" in page
+        assert f'<tr><td>{name}</td><td><span class="pass">passed</span>' in page
     assert "<td>P7</td><td>erasure</td>" in page and "<td>2026-11-21</td>" in page
 
     # personal data in a mart: the gate stops, the night's evidence says which check
