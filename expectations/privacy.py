@@ -113,27 +113,33 @@ def _array(values) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def content_suite() -> list[gxe.Expectation]:
-    rules = policy()
-    names, patterns = zip(*sorted(rules.content_patterns.items()), strict=True)
+def _findings_suite(call: str, description: str) -> list[gxe.Expectation]:
+    """One critical check: the rows of the warehouse function ``call`` (a finding
+    each) must be none; the batch is only the anchor GX needs."""
     query = f"""
-select findings.relation, findings.column_name, findings.pattern_name, findings.rows_found
-from ops.personal_data_findings(
-    {_array(rules.content_schemas)}, {_array(names)}, {_array(patterns)}
-) as findings
+select findings.*
+from {call} as findings
 cross join (select count(*) from {{batch}}) as anchor
 """
     return [
         gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=query,
-            description="No value in the "
-            + " or ".join(rules.content_schemas)
-            + " schemas looks like personal data ("
-            + ", ".join(names)
-            + "; contract/privacy.yml detection.content)",
-            **severity(CRITICAL),
+            unexpected_rows_query=query, description=description, **severity(CRITICAL)
         )
     ]
+
+
+def content_suite() -> list[gxe.Expectation]:
+    rules = policy()
+    names, patterns = zip(*sorted(rules.content_patterns.items()), strict=True)
+    return _findings_suite(
+        f"ops.personal_data_findings({_array(rules.content_schemas)}, {_array(names)},"
+        f" {_array(patterns)})",
+        "No value in the "
+        + " or ".join(rules.content_schemas)
+        + " schemas looks like personal data ("
+        + ", ".join(names)
+        + "; contract/privacy.yml detection.content)",
+    )
 
 
 def marketing_list_suite() -> list[gxe.Expectation]:
@@ -184,22 +190,13 @@ def erasure_suite() -> list[gxe.Expectation]:
     from include.erasure import condition_args
 
     raw_rules, schemas, identity_columns, key_columns, facts = condition_args()
-    query = f"""
-select findings.relation, findings.rows_found
-from ops.erased_findings(
-    {_literal(raw_rules).replace("{", "{{").replace("}", "}}")}::jsonb, {_array(schemas)},
-    {_array(identity_columns)}, {_array(key_columns)}, {_array(facts)}
-) as findings
-cross join (select count(*) from {{batch}}) as anchor
-"""
-    return [
-        gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=query,
-            description="Nothing of a person whose erasure was carried out is left in raw or"
-            " downstream (pii.erased_identities; contract/privacy.yml erasure)",
-            **severity(CRITICAL),
-        )
-    ]
+    raw_rules = _literal(raw_rules).replace("{", "{{").replace("}", "}}")
+    return _findings_suite(
+        f"ops.erased_findings({raw_rules}::jsonb, {_array(schemas)},"
+        f" {_array(identity_columns)}, {_array(key_columns)}, {_array(facts)})",
+        "Nothing of a person whose erasure was carried out is left in raw or"
+        " downstream (pii.erased_identities; contract/privacy.yml erasure)",
+    )
 
 
 def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:

@@ -42,10 +42,8 @@ def test_server(tmp_path_factory) -> Iterator[EmbeddedWarehouse]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture
-def make_database(test_server) -> Iterator[Callable[[str], str]]:
-    """Create new, empty databases (``make_database("t_shop")`` returns its URL);
-    every one is dropped after the test."""
+@contextmanager
+def _databases(test_server) -> Iterator[Callable[[str], str]]:
     admin = test_server.url("postgres")
     made: list[str] = []
 
@@ -60,6 +58,21 @@ def make_database(test_server) -> Iterator[Callable[[str], str]]:
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in made:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def make_database(test_server) -> Iterator[Callable[[str], str]]:
+    """Create new, empty databases (``make_database("t_shop")`` returns its URL);
+    every one is dropped after the test."""
+    with _databases(test_server) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_make_database(test_server) -> Iterator[Callable[[str], str]]:
+    """``make_database`` for a module's fixtures: dropped after the module."""
+    with _databases(test_server) as make:
+        yield make
 
 
 @pytest.fixture

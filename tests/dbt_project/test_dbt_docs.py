@@ -17,18 +17,13 @@ DOCUMENTED_SCHEMAS = ("staging", "intermediate", "marts", "pii", "snapshots")
 
 
 @pytest.fixture(scope="module")
-def built(test_server, tmp_path_factory):
-    name = f"t_docs_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(test_server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = test_server.url(name)
+def built(module_make_database, tmp_path_factory):
+    url = module_make_database("t_docs")
     work = tmp_path_factory.mktemp("dbt_docs")
     apply_schema(url)
     apply_sql(url, FIXTURE_SQL)
     run_dbt(["build", "--vars", '{"business_date": "2026-11-20"}'], url, work)
-    yield url, work
-    with psycopg.connect(test_server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    return url, work
 
 
 def test_every_relation_and_column_is_described_in_the_database(built):

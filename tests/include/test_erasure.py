@@ -5,7 +5,6 @@ them back (the suppression list)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
 import psycopg
@@ -53,11 +52,8 @@ def sales(conn) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def night(test_server, tmp_path_factory):
-    name = f"erasure_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(test_server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = test_server.url(name)
+def night(module_make_database, tmp_path_factory):
+    url = module_make_database("t_erasure")
     work = tmp_path_factory.mktemp("erasure")
     apply_schema(url)
     apply_sql(url, FIXTURE_SQL)
