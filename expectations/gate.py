@@ -151,7 +151,7 @@ def run_gate(
             f"business_date must be a datetime.date (the Hong Kong business day), "
             f"got {business_date!r}"
         )
-    sqlalchemy_url = gx_connection_url(warehouse_url)
+    sqlalchemy_url, session_options = gx_connection_url(warehouse_url)
     validations = GATES[gate](business_date)
 
     # GX reports a missing table as an exception buried in every expectation's
@@ -179,7 +179,7 @@ def run_gate(
     with _exclusive(gx_dir):
         context = _context(gx_dir, sqlalchemy_url)
         if present:
-            checkpoint = _checkpoint(context, gate, present)
+            checkpoint = _checkpoint(context, gate, present, session_options)
             outcomes += _outcomes(checkpoint.run(), present)
         else:
             context.build_data_docs(site_names=[DOCS_SITE])
@@ -206,8 +206,10 @@ def run_gate(
     return result
 
 
-def gx_connection_url(warehouse_url: str) -> str:
-    """The SQLAlchemy URL GX connects with: psycopg 3 over TCP.
+def gx_connection_url(warehouse_url: str) -> tuple[str, str]:
+    """The SQLAlchemy URL GX connects with (psycopg 3 over TCP), and the URL's session
+    ``options`` (the pipeline role, include/roles.py), which GX's per-schema
+    ``options`` would otherwise replace.
 
     GX's Postgres datasource refuses a socket-folder host, and a driverless URL
     means psycopg2 or psycopg depending on the SQLAlchemy version, so both are
@@ -233,7 +235,9 @@ def gx_connection_url(warehouse_url: str) -> str:
         )
     if not url.database:
         raise ValueError(f"warehouse_url must name a database, got {shown!r}")
-    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    options = url.query.get("options", "")
+    url = url.difference_update_query(["options"]).set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False), str(options)
 
 
 def _missing_tables(warehouse_url: str, names: list[str]) -> list[str]:
@@ -295,7 +299,7 @@ def _context(gx_dir: Path, sqlalchemy_url: str) -> FileDataContext:
     return context
 
 
-def _datasource(context: FileDataContext, schema: str) -> PostgresDatasource:
+def _datasource(context: FileDataContext, schema: str, options: str = "") -> PostgresDatasource:
     """One datasource per schema (search_path in the connection): get it, or (re)create it.
 
     GX 1.14 deprecated ``schema_name`` on table assets in favour of the schema
@@ -304,7 +308,10 @@ def _datasource(context: FileDataContext, schema: str) -> PostgresDatasource:
     """
     name = f"warehouse_{schema}"
     kwargs = {
-        "connect_args": {"options": f"-csearch_path={schema}", "application_name": APPLICATION_NAME}
+        "connect_args": {
+            "options": " ".join(o for o in (f"-csearch_path={schema}", options) if o),
+            "application_name": APPLICATION_NAME,
+        }
     }
     try:
         datasource = context.data_sources.get(name)
@@ -334,12 +341,15 @@ def _batch_definition(datasource: PostgresDatasource, table: str) -> BatchDefini
         return asset.add_batch_definition_whole_table(BATCH_DEFINITION)
 
 
-def _checkpoint(context: FileDataContext, gate: str, present: list[TableValidation]) -> Checkpoint:
+def _checkpoint(
+    context: FileDataContext, gate: str, present: list[TableValidation], options: str = ""
+) -> Checkpoint:
     """Suites, validation definitions and the gate's checkpoint, added or updated from code."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    datasources = {schema: _datasource(context, schema) for schema in {v.schema for v in present}}
+    schemas = {v.schema for v in present}
+    datasources = {schema: _datasource(context, schema, options) for schema in schemas}
     suites: dict[str, gx.ExpectationSuite] = {}
     definitions = []
     for validation in present:

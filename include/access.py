@@ -2,7 +2,8 @@
 all from the privacy policy (contract/privacy.yml, ``access`` and each dataset's
 ``departments``, column ``departments`` and ``rows``).
 
-:func:`apply` runs after every migration and every dbt build, because dbt
+:func:`apply` runs after every migration (as the admin, on everything) and every
+dbt build (as the transformer, on what it owns: include/roles.py), because dbt
 replaces a table with a new one that has no grants: until it runs, a rebuilt
 relation is closed to every department, never open. It revokes what the
 departments hold on every relation of the policy's schemas and grants again what
@@ -28,10 +29,12 @@ from psycopg import sql
 
 from include.config import CrmError
 from include.privacy import Policy, policy
+from include.roles import PUBLISHER, TRANSFORMER
 
 ROLE_PREFIX = "crm_"
 OWN_REGION_POLICY = "crm_own_region"
 ALL_ROWS_POLICY = "crm_all_rows"
+PIPELINE_POLICY = "crm_pipeline_rows"
 STORE_CODES_FUNCTION = "ops.store_codes_in"
 IN_FLIGHT = r"__dbt_(tmp|backup)$"
 """dbt's relations while it swaps a model in; never granted, never checked."""
@@ -67,8 +70,11 @@ class Relation:
         return f"{self.schema}.{self.name}"
 
 
-def catalogue(conn: psycopg.Connection, schemas: Iterable[str]) -> list[Relation]:
-    """Every table and view of ``schemas``, dbt's in-flight relations left out."""
+def catalogue(
+    conn: psycopg.Connection, schemas: Iterable[str], *, own_only: bool = False
+) -> list[Relation]:
+    """Every table and view of ``schemas``, dbt's in-flight relations left out (and,
+    ``own_only``, those whose owner's privileges the session lacks)."""
     found = conn.execute(
         """
         select ns.nspname, cls.relname, cls.relkind,
@@ -79,10 +85,11 @@ def catalogue(conn: psycopg.Connection, schemas: Iterable[str]) -> list[Relation
             on att.attrelid = cls.oid and att.attnum > 0 and not att.attisdropped
         where ns.nspname = any(%s) and cls.relkind in ('r', 'p', 'v', 'm', 'f')
           and cls.relname !~ %s
+          and (not %s or pg_has_role(current_user, cls.relowner, 'USAGE'))
         group by 1, 2, 3
         order by 1, 2
         """,
-        (list(schemas), IN_FLIGHT),
+        (list(schemas), IN_FLIGHT, own_only),
     ).fetchall()
     return [Relation(s, n, k, tuple(cols)) for s, n, k, cols in found]
 
@@ -137,11 +144,23 @@ def _ensure_roles(rules: Policy) -> sql.Composable:
     return sql.SQL("do $roles$ begin {} end $roles$").format(sql.SQL(" ").join(body))
 
 
-def statements(rules: Policy, relations: list[Relation]) -> list[sql.Composable]:
-    """Everything :func:`apply` runs, in order, for the relations that exist."""
+def statements(
+    rules: Policy, relations: list[Relation], schemas: set[str] | None = None
+) -> list[sql.Composable]:
+    """Everything :func:`apply` runs, in order, for the relations that exist; schema
+    grants and the row-security function only in ``schemas`` (default: all)."""
     roles = department_roles(rules)
     everyone = sql.SQL(", ").join(sql.Identifier(r) for r in roles.values())
+    owned = set(rules.access.schemas) if schemas is None else schemas
     out: list[sql.Composable] = [_ensure_roles(rules)]
+    if "ops" in owned:
+        out.extend(_store_codes_function(rules))
+    out.extend(_grants(rules, relations, roles, everyone, owned))
+    return out
+
+
+def _store_codes_function(rules: Policy) -> list[sql.Composable]:
+    out: list[sql.Composable] = []
     out.append(
         sql.SQL(
             "create or replace function {}(regions text[]) returns setof text"
@@ -162,6 +181,11 @@ def statements(rules: Policy, relations: list[Relation]) -> list[sql.Composable]
             sql.SQL(STORE_CODES_FUNCTION), sql.Identifier(role(rules.access.row_department))
         )
     )
+    return out
+
+
+def _grants(rules, relations, roles, everyone, owned) -> list[sql.Composable]:
+    out: list[sql.Composable] = []
     readers_of_schema: dict[str, set[str]] = {s: set(d) for s, d in rules.access.schemas.items()}
     for rel in relations:
         readers_of_schema.setdefault(rel.schema, set()).update(
@@ -169,7 +193,7 @@ def statements(rules: Policy, relations: list[Relation]) -> list[sql.Composable]
         )
     present = {rel.schema for rel in relations}
     for schema in rules.access.schemas:
-        if schema not in present:
+        if schema not in present or schema not in owned:
             continue
         ident = sql.Identifier(schema)
         out.append(sql.SQL("revoke all on schema {} from {}").format(ident, everyone))
@@ -220,6 +244,13 @@ def _row_security(
         sql.SQL("alter table {} force row level security").format(table),
         sql.SQL("drop policy if exists {} on {}").format(sql.Identifier(ALL_ROWS_POLICY), table),
         sql.SQL("drop policy if exists {} on {}").format(sql.Identifier(OWN_REGION_POLICY), table),
+        sql.SQL("drop policy if exists {} on {}").format(sql.Identifier(PIPELINE_POLICY), table),
+        # the steps that rebuild, purge, erase, check and publish these rows see them all
+        sql.SQL("create policy {} on {} for all to {} using (true) with check (true)").format(
+            sql.Identifier(PIPELINE_POLICY),
+            table,
+            sql.SQL(", ").join(sql.Identifier(r) for r in (TRANSFORMER, PUBLISHER)),
+        ),
     ]
     unfiltered = [role(d) for d in readers if d != filtered]
     if unfiltered:
@@ -255,8 +286,17 @@ def apply(target: str | psycopg.Connection, rules: Policy | None = None) -> int:
             return apply(conn, rules)
     conn = target
     conn.execute("select pg_advisory_xact_lock(hashtext('crm.access.apply'))")
-    relations = catalogue(conn, rules.access.schemas)
-    todo = statements(rules, relations)
+    # The admin grants on everything; the transformer after a build on what it built.
+    owned = {
+        name
+        for (name,) in conn.execute(
+            "select nspname from pg_namespace where nspname = any(%s)"
+            " and pg_has_role(current_user, nspowner, 'USAGE')",
+            (list(rules.access.schemas),),
+        )
+    }
+    relations = catalogue(conn, rules.access.schemas, own_only=True)
+    todo = statements(rules, relations, owned)
     try:
         for statement in todo:
             conn.execute(statement)

@@ -240,6 +240,25 @@ class Settings:
     embedded: bool
     # the source systems this retailer has (CRM_SOURCES): declared_sources()
     sources: tuple[str, ...] = SOURCES
+    # the login the pipeline's steps use (include/roles.py); WAREHOUSE_URL's user on
+    # your own warehouse, the unprivileged crm_pipeline on the embedded one
+    pipeline_login_url: str = ""
+    shop_login_url: str = ""
+
+    def url_as(self, role: str) -> str:
+        """The warehouse URL whose sessions run as the pipeline role ``role``."""
+        from include.roles import as_role
+
+        return as_role(self.pipeline_login_url or self.warehouse_url, role)
+
+    @property
+    def shop_reader_url(self) -> str:
+        """The shop, in read-only sessions (and as crm_shop_reader on the embedded shop)."""
+        from include.roles import SHOP_READER, as_role
+
+        if self.shop_login_url:
+            return as_role(self.shop_login_url, SHOP_READER, read_only=True)
+        return as_role(self.shop_url, "", read_only=True)
 
     @property
     def ground_truth_dir(self) -> Path:
@@ -336,12 +355,17 @@ def settings() -> Settings:
         check_pg_url("WAREHOUSE_URL", warehouse_url)
     if shop_url:
         check_pg_url("SHOP_DB_URL", shop_url)
+    pipeline_login_url = shop_login_url = ""
     if not warehouse_url or not shop_url:
         from include.warehouse import EmbeddedWarehouse
 
         server = EmbeddedWarehouse(home)
-        warehouse_url = warehouse_url or server.url("warehouse")
-        shop_url = shop_url or server.url("shop")
+        if not warehouse_url:
+            warehouse_url = server.url("warehouse")
+            pipeline_login_url = server.pipeline_url("warehouse")
+        if not shop_url:
+            shop_url = server.url("shop")
+            shop_login_url = server.pipeline_url("shop")
     return Settings(
         warehouse_url=warehouse_url,
         shop_url=shop_url,
@@ -349,4 +373,6 @@ def settings() -> Settings:
         home=home,
         embedded=embedded,
         sources=sources,
+        pipeline_login_url=pipeline_login_url,
+        shop_login_url=shop_login_url,
     )

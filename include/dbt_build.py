@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from include.config import (
     REPO_ROOT,
@@ -37,6 +37,7 @@ from include.config import (
     late_days,
     settings,
 )
+from include.roles import TRANSFORMER
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,13 @@ def dbt_env(warehouse_url: str, customer_key_secret: str | None = None) -> dict[
         "CRM_PG_PASSWORD": unquote(url.password or ""),
         "CRM_PG_DATABASE": url.path.lstrip("/"),
     }
+    # the URL's own options (the pipeline role, include/roles.py) reach dbt's sessions
+    options = [o for o in [dict(parse_qsl(url.query)).get("options", "")] if o]
     if customer_key_secret is not None:
         escaped = customer_key_secret.replace("\\", "\\\\").replace(" ", "\\ ")
-        env["PGOPTIONS"] = f"-c {SECRET_SETTING}={escaped}"
+        options.append(f"-c {SECRET_SETTING}={escaped}")
+    if options:
+        env["PGOPTIONS"] = " ".join(options)
     return env
 
 
@@ -267,7 +272,7 @@ def build(
     from include import access
 
     cfg = settings()
-    warehouse_url = warehouse_url or cfg.warehouse_url
+    warehouse_url = warehouse_url or cfg.url_as(TRANSFORMER)  # include/roles.py
     graph = project_graph()
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         (attempt,) = conn.execute(
@@ -437,7 +442,7 @@ def source_freshness(
     from include.pipeline import end_of
 
     cfg = settings()
-    warehouse_url = warehouse_url or cfg.warehouse_url
+    warehouse_url = warehouse_url or cfg.url_as(TRANSFORMER)  # include/roles.py
     args = [
         "source",
         "freshness",

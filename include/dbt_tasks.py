@@ -45,8 +45,9 @@ TRIGGER = f"{__name__}.DbtNodeTrigger"
 def _outcome(run_id: str, unique_ids: list[str]):
     from include.config import settings
     from include.dbt_build import node_outcome
+    from include.roles import TRANSFORMER
 
-    return node_outcome(settings().warehouse_url, run_id, unique_ids)
+    return node_outcome(settings().url_as(TRANSFORMER), run_id, unique_ids)
 
 
 def verdict(outcome, try_number: int) -> str:

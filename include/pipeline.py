@@ -3,6 +3,7 @@
 DAG tasks call these with the run's ``data_interval_end`` (its logical date:
 midnight in Hong Kong at the end of the business day); tests call them without
 Airflow. The business date of a run is the Hong Kong day that ends there.
+Each step connects as its pipeline role (include/roles.py), never as the admin.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from include import roles
 from include.config import HK_TZ, SOURCES_VARIABLE, CrmError, declared_sources, settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,8 @@ def extract_shop(day_end: datetime) -> dict:
     check_declared("shop")
     cfg = settings()
     outcomes = run(
-        shop_url=cfg.shop_url,
-        warehouse_url=cfg.warehouse_url,
+        shop_url=cfg.shop_reader_url,
+        warehouse_url=cfg.url_as(roles.LOADER),
         business_date=business_date,
         # never past the end of the business day, whenever the run was triggered
         interval_end=end_of(business_date),
@@ -102,7 +104,7 @@ def load_landing(source: str, day_end: datetime) -> str:
     cfg = settings()
     report = load_source(
         source,
-        warehouse_url=cfg.warehouse_url,
+        warehouse_url=cfg.url_as(roles.LOADER),
         landing=landing_from_url(cfg.landing_url),
         business_date=business_date_of(day_end),
     )
@@ -110,7 +112,7 @@ def load_landing(source: str, day_end: datetime) -> str:
         # Fresh planner statistics for the models that read the table next, rather
         # than waiting for autovacuum (a stale estimate once turned a 0.4 s mart
         # into a 150 s nested loop). A pipeline step, not part of loading a file.
-        analyze(cfg.warehouse_url, SOURCES[source].table)
+        analyze(cfg.url_as(roles.LOADER), SOURCES[source].table)
     return report.summary()
 
 
@@ -128,7 +130,7 @@ def quality_gate(gate: str, day_end: datetime, run_id: str | None = None) -> str
     cfg = settings()
     result = run_gate(
         gate,
-        warehouse_url=cfg.warehouse_url,
+        warehouse_url=cfg.url_as(roles.PUBLISHER),
         gx_dir=cfg.gx_dir,
         business_date=business_date_of(day_end),
         dag_run_id=run_id,
@@ -141,14 +143,21 @@ def quality_gate(gate: str, day_end: datetime, run_id: str | None = None) -> str
 def dbt_build(day_end: datetime, run_id: str) -> str:
     from include.dbt_build import build
 
-    return build(business_date_of(day_end), dag_run_id=run_id).summary()
+    return build(
+        business_date_of(day_end),
+        dag_run_id=run_id,
+    ).summary()
 
 
 def source_freshness(day_end: datetime, run_id: str | None = None) -> str:
     """dbt source freshness of the declared sources (warnings only, see include.dbt_build)."""
     from include.dbt_build import source_freshness as run
 
-    results = run(business_date_of(day_end), sources=list(declared_sources()), dag_run_id=run_id)
+    results = run(
+        business_date_of(day_end),
+        sources=list(declared_sources()),
+        dag_run_id=run_id,
+    )
     for stale in (f for f in results if not f.fresh):
         log.warning("source freshness: %s", stale.sentence())
     fresh = sum(f.fresh for f in results)
@@ -159,7 +168,9 @@ def erasure(day_end: datetime, run_id: str | None = None) -> str:
     """The night's erasure requests carried out (include/erasure.py)."""
     from include.erasure import execute
 
-    added, actions = execute(settings().warehouse_url, business_date_of(day_end), run_id=run_id)
+    added, actions = execute(
+        settings().url_as(roles.TRANSFORMER), business_date_of(day_end), run_id=run_id
+    )
     return f"erasure: {added} identity(ies) newly erased" + (
         "; " + "; ".join(a.sentence() for a in actions) if actions else "; nothing left to remove"
     )
@@ -170,7 +181,7 @@ def privacy_evidence(day_end: datetime) -> str:
     from include.privacy_report import write
 
     cfg = settings()
-    path = write(cfg.warehouse_url, business_date_of(day_end), evidence_folder(cfg.home))
+    path = write(cfg.url_as(roles.PUBLISHER), business_date_of(day_end), evidence_folder(cfg.home))
     return f"privacy evidence: {path}"
 
 
@@ -182,14 +193,14 @@ def evidence_folder(home):
 def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 
-    return run(warehouse_url=settings().warehouse_url, as_of=business_date_of(day_end))
+    return run(warehouse_url=settings().url_as(roles.PUBLISHER), as_of=business_date_of(day_end))
 
 
 def retention(day_end: datetime, run_id: str | None = None) -> str:
     """The night's retention purge (include/retention.py): what it deleted or emptied."""
     from include.retention import purge
 
-    steps = purge(settings().warehouse_url, business_date_of(day_end), run_id=run_id)
+    steps = purge(settings().url_as(roles.TRANSFORMER), business_date_of(day_end), run_id=run_id)
     acted = [s.sentence() for s in steps if s.rows]
     for line in acted:
         log.info("retention: %s", line)

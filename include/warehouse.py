@@ -26,6 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from include import roles
 from include.config import ConfigError, CrmError
 
 DATABASES = ("warehouse", "shop", "airflow")
@@ -116,6 +117,17 @@ class EmbeddedWarehouse:
                 "run 'crm warehouse start', or set WAREHOUSE_URL and SHOP_DB_URL."
             )
         return f"postgresql://{SUPERUSER}:{state['password']}@127.0.0.1:{state['port']}/{database}"
+
+    def pipeline_url(self, database: str = "warehouse") -> str:
+        """The unprivileged login of the pipeline's steps (include/roles.py); the admin's
+        URL until ``ensure_databases`` has created it."""
+        state = self.state()
+        if not state.get("pipeline_password"):
+            return self.url(database)
+        return (
+            f"postgresql://{roles.LOGIN}:{state['pipeline_password']}"
+            f"@127.0.0.1:{state['port']}/{database}"
+        )
 
     # -- process control -----------------------------------------------------
     def _os_user(self) -> str | None:
@@ -326,6 +338,13 @@ class EmbeddedWarehouse:
             for name in DATABASES:
                 if name not in existing:
                     conn.execute(f'create database "{name}"')
+            password = self.state().get("pipeline_password") or secrets.token_urlsafe(18)
+            for statement in roles.ensure_statements(roles.LOGIN, password):
+                conn.execute(statement)
+        self._save_state(pipeline_password=password)
+        with psycopg.connect(self.url("shop"), autocommit=True) as conn:
+            for statement in roles.shop_statements():
+                conn.execute(statement)
         apply_schema(self.url("warehouse"))
 
 
@@ -374,6 +393,8 @@ def apply_schema(url: str) -> list[str]:
     ran = []
     with psycopg.connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('crm.apply_schema'))")
+        for statement in roles.ensure_statements():
+            conn.execute(statement)
         conn.execute(
             "create schema if not exists ops;"
             " create table if not exists ops.schema_migrations ("
@@ -407,5 +428,7 @@ def apply_schema(url: str) -> list[str]:
                 + "; ".join(drift)
                 + " (a type change needs a migration in include/sql)"
             )
+        for statement in roles.grant_statements():
+            conn.execute(statement)
         access.apply(conn)
     return ran

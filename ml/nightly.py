@@ -478,17 +478,19 @@ def run(name: str, *, business_date: date, dag_run_id: str | None = None) -> dic
     from threadpoolctl import threadpool_limits
 
     from include.config import settings
+    from include.roles import PUBLISHER
 
     with threadpool_limits(ml_threads()):
-        return STEPS[name](Night(settings().warehouse_url, business_date, dag_run_id))
+        return STEPS[name](Night(settings().url_as(PUBLISHER), business_date, dag_run_id))
 
 
 def publish_night(business_date: date) -> dict:
     """The DAG's ml.publish task: check the night's staged outputs, then publish them."""
     from include.config import settings
+    from include.roles import PUBLISHER
     from ml import accuracy
 
-    with psycopg.connect(settings().warehouse_url) as conn:
+    with psycopg.connect(settings().url_as(PUBLISHER)) as conn:
         if not any(publish.staged_counts(conn, business_date).values()):
             # Every model skipped (each said why): there is nothing to check or publish.
             raise NotEnoughHistory(

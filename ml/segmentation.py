@@ -24,24 +24,6 @@ log = logging.getLogger(__name__)
 
 SOURCE = "marts.fct_customer_rfm"
 
-DDL = """
-create schema if not exists reporting;
-create table if not exists reporting.customer_segments (
-    as_of_date date not null,
-    customer_key text not null,
-    recency_days int not null,
-    frequency int not null,
-    monetary numeric(14, 2) not null,
-    r_score smallint not null,
-    f_score smallint not null,
-    m_score smallint not null,
-    segment text not null,
-    model_version text not null,
-    primary key (as_of_date, customer_key)
-);
-comment on table reporting.customer_segments is
-    'RFM scores and named segment per customer_key (from marts.fct_customer_rfm, rules version in model_version), one publication per as_of_date (HK business date).';
-"""
 
 COLUMNS = (
     "as_of_date, customer_key, recency_days, frequency, monetary, r_score, f_score, m_score,"
@@ -75,7 +57,6 @@ def publish_segments(*, warehouse_url: str, as_of: date) -> dict[str, int]:
                 "segments of another day (build the marts for that date first)"
             )
         with conn.transaction():
-            conn.execute(DDL)
             conn.execute("delete from reporting.customer_segments where as_of_date = %s", (as_of,))
             conn.execute(PUBLISH_SQL, {"as_of": as_of})
             sizes = dict(

@@ -180,7 +180,7 @@ def test_store_operations_sees_only_the_stores_of_its_regions(fresh_db_url, logi
     apply_schema(fresh_db_url)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         conn.execute(
-            "create schema marts;"
+            "create schema if not exists marts;"
             " create table marts.rpt_store_performance (store_name text, district text,"
             " region text, row_id text);"
             " create table marts.fct_sales (store_code text, channel text, net_amount numeric)"

@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 FEATURE_TABLES_DDL = """
-create schema intermediate;
-create schema marts;
+create schema if not exists intermediate;
+create schema if not exists marts;
 create table intermediate.int_customers__orders (
     customer_key text, channel text, order_ref text, business_date date,
     is_purchase boolean, has_return boolean, net_amount numeric(14, 2));

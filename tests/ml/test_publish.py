@@ -20,7 +20,7 @@ def conn(fresh_db_url):
     apply_schema(fresh_db_url)
     with psycopg.connect(fresh_db_url) as conn:
         conn.execute(
-            "create schema marts;"
+            "create schema if not exists marts;"
             "create table marts.dim_customer"
             " (customer_key text primary key, is_marketing_opt_in boolean not null default true);"
             "create table marts.fct_customer_rfm (customer_key text, as_of_date date)"

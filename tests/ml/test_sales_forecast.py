@@ -325,7 +325,7 @@ def test_demo_scale_forecast_and_backtest_take_seconds():
 def warehouse(fresh_db_url):
     with psycopg.connect(fresh_db_url) as conn:
         conn.execute(
-            "create schema marts; create table marts.fct_sales (business_date date, channel text,"
+            "create schema if not exists marts; create table marts.fct_sales (business_date date, channel text,"
             " store_code text, category text, customer_key text, net_amount numeric,"
             " is_return boolean, is_void boolean)"
         )

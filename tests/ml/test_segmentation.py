@@ -7,6 +7,7 @@ from datetime import date
 import psycopg
 import pytest
 
+from include.warehouse import apply_schema
 from ml.segmentation import publish_segments
 
 AS_OF = date(2026, 11, 20)
@@ -37,6 +38,7 @@ ROWS = [
 
 @pytest.fixture
 def rfm(fresh_db_url) -> str:
+    apply_schema(fresh_db_url)  # reporting.customer_segments is a migration's
     _mart(fresh_db_url, AS_OF, ROWS)
     return fresh_db_url
 
