@@ -26,7 +26,9 @@ interval, midnight to midnight Asia/Hong_Kong).
    stale source is a warning in its log, never a failed night.
    `retention` then purges what contract/privacy.yml keeps no longer (deletes
    or empties its personal columns, in batches; `ops.retention_actions`), so
-   the night's dbt build never reads it, and `erasure` carries out the erasure
+   the night's dbt build never reads it, and the files past theirs (landing
+   files once loaded, logs, GX results, model artefacts: the policy's
+   `files`), and `erasure` carries out the erasure
    requests the last build matched: their people go on the suppression list
    `pii.erased_identities` and their rows are deleted or their keys emptied in
    raw and downstream (`ops.erasure_actions`; contract/privacy.yml `erasure`).

@@ -27,8 +27,10 @@ schema's list is published after this gate, from the same flag (ml/publish.py).
 
 ``privacy_retention``: tonight's retention purge (include/retention.py) ran,
 not as a dry run, on every table of the policy with a retention period
-(``ops.retention_actions``), so nothing published tonight was built from data
-kept past its retention. The nightly DAG runs it before dbt.
+(``ops.retention_actions``), and no row of those tables is past its retention
+at the end of the business date (``ops.rows_past_retention``, the purge's own
+condition): nothing the purge missed or a late load put back is published on.
+The nightly DAG runs the purge before dbt.
 
 ``privacy_erasure``: nothing of a person on the suppression list
 (``pii.erased_identities``, include/erasure.py) is left in raw or downstream:
@@ -107,6 +109,11 @@ def access_suite() -> list[gxe.Expectation]:
     ]
 
 
+def _night_end(business_date: date) -> str:
+    """SQL for the end of the business date: midnight in Hong Kong (include.pipeline.end_of)."""
+    return f"(date '{business_date.isoformat()}' + 1)::timestamp at time zone '{HK_TZ}'"
+
+
 def _array(values) -> str:
     """A text[] literal for a GX query, whose braces GX's str.format would read."""
     text = "array[" + ", ".join(_literal(v) for v in values) + "]"
@@ -163,10 +170,13 @@ where customers.customer_key is null
 
 def retention_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Each retention table of the policy visited by the night's purge (a table not
-    built yet is recorded as not found); any night when None."""
-    from include.retention import tables
+    built yet is recorded as not found; any night when None), and none holding a
+    row past its retention at the end of the business date (now when None)."""
+    from include.retention import condition_args, tables
 
     night = "" if business_date is None else f" and done.business_date = date '{business_date}'"
+    night_end = "current_timestamp" if business_date is None else _night_end(business_date)
+    rules = _literal(condition_args()).replace("{", "{{").replace("}", "}}")
     expected = ", ".join(f"({_literal(name)})" for name in tables())
     query = f"""
 select expected.dataset
@@ -182,7 +192,13 @@ where not exists (
             description="Tonight's retention purge ran on every table with a retention period"
             " in contract/privacy.yml (ops.retention_actions; crm privacy purge)",
             **severity(CRITICAL),
-        )
+        ),
+        *_findings_suite(
+            f"ops.rows_past_retention({rules}::jsonb, {night_end})",
+            "No row of a table with a retention period in contract/privacy.yml holds"
+            " personal data past it at the end of the business date (ops.rows_past_retention;"
+            " crm privacy purge --dry-run lists them)",
+        ),
     ]
 
 
@@ -203,7 +219,7 @@ def privacy_requests_suite(business_date: date | None) -> list[gxe.Expectation]:
     """Requests of the last ``ANSWER_DAYS`` up to the night (all when None) that matched nobody."""
     window = ""
     if business_date is not None:
-        end = f"(date '{business_date.isoformat()}' + 1)::timestamp at time zone '{HK_TZ}'"
+        end = _night_end(business_date)
         window = (
             f" and requests.received_at < {end}"
             f" and requests.received_at >= {end} - interval '{ANSWER_DAYS} days'"

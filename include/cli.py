@@ -218,7 +218,7 @@ def _contract(args: argparse.Namespace) -> int:
 
 def _privacy(args: argparse.Namespace) -> int:
     from include.pipeline import last_complete_business_date
-    from include.retention import purge
+    from include.retention import purge_night
 
     if args.action == "evidence":
         from include.pipeline import evidence_folder
@@ -247,7 +247,7 @@ def _privacy(args: argparse.Namespace) -> int:
         return 0
 
     as_of = args.date or last_complete_business_date()
-    steps = purge(settings().warehouse_url, as_of, dry_run=args.dry_run)
+    steps = purge_night(settings().warehouse_url, as_of, dry_run=args.dry_run)
     verb = "would change" if args.dry_run else "changed"
     print(f"Retention on {as_of} ({verb}; recorded in ops.retention_actions):")
     for step in steps:

@@ -1,6 +1,6 @@
 """The landing zone: list and read source files, wherever they are.
 
-Two implementations behind the same two methods, chosen by ``LANDING_URL``:
+Two implementations behind the same methods, chosen by ``LANDING_URL``:
 a local folder (:class:`LocalLanding`) or an S3 bucket and prefix through
 boto3 (:class:`S3Landing`, also for MinIO or any S3-compatible store). Paths
 inside the zone are POSIX keys relative to the zone, such as
@@ -10,6 +10,7 @@ where the zone lives.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,17 @@ class Landing(Protocol):
 
     def open(self, key: str) -> BinaryIO: ...
 
+    def delete_if_loaded(self, key: str, checksum: str) -> bool: ...
+
+
+def sha256(landing: Landing, key: str) -> str:
+    """The sha256 of a landing file's bytes as stored (compressed, for a .gz file)."""
+    digest = hashlib.sha256()
+    with landing.open(key) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 class LocalLanding:
     def __init__(self, root: Path):
@@ -58,6 +70,19 @@ class LocalLanding:
 
     def open(self, key: str) -> BinaryIO:
         return (self.root / key).open("rb")
+
+    def delete_if_loaded(self, key: str, checksum: str) -> bool:
+        """Delete ``key`` if it still holds the bytes the ledger loaded (its sha256 is
+        ``checksum``): a file re-sent under the same key since is kept for its load."""
+        path = self.root / key
+        if not path.is_file() or sha256(self, key) != checksum:
+            return False
+        path.unlink()
+        for folder in path.parents:  # the dated folders it leaves empty
+            if folder == self.root or not folder.is_relative_to(self.root) or any(folder.iterdir()):
+                break
+            folder.rmdir()
+        return True
 
 
 class LandingObjectChanged(OSError):
@@ -153,6 +178,23 @@ class S3Landing:
         except BotoCoreError as exc:
             raise OSError(f"{where}: {exc}") from exc
         return io.BufferedReader(_S3Stream(body, where), buffer_size=1 << 20)
+
+    def delete_if_loaded(self, key: str, checksum: str) -> bool:
+        """Delete ``key`` if its ETag is still the one the ledger loaded (``checksum``,
+        ``etag:<ETag>``): an object re-sent under the same key since is kept."""
+        from botocore.exceptions import ClientError
+
+        request = {"Bucket": self.bucket, "Key": self.prefix + key}
+        try:
+            etag = self.client.head_object(**request)["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
+                return False
+            raise OSError(f"s3://{self.bucket}/{self.prefix}{key}: {exc}") from exc
+        if "etag:" + etag.strip('"') != checksum:
+            return False
+        self.client.delete_object(**request)
+        return True
 
 
 class _S3Stream(io.RawIOBase):

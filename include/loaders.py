@@ -48,7 +48,7 @@ from psycopg.adapt import Dumper
 
 from include import contract
 from include.config import HK_TZ, late_days, late_sweep_days
-from include.landing import Landing, LandingObject, LandingObjectChanged
+from include.landing import Landing, LandingObject, LandingObjectChanged, sha256
 from include.ledger import ConservationError, Ledger, LoadOutcome
 
 log = logging.getLogger(__name__)
@@ -521,7 +521,7 @@ def load_source(
                     # A key loaded before: read it now to tell the same content (skip)
                     # from new content. A new key is hashed while it is loaded.
                     try:
-                        obj = replace(obj, checksum=_sha256(landing, obj.key))
+                        obj = replace(obj, checksum=sha256(landing, obj.key))
                     except OSError as exc:
                         failure = f"{obj.key}: {type(exc).__name__}: {exc}"
                         report.failed.append(
@@ -688,7 +688,7 @@ def _unresolved(
     reported failed on every run until an operator resolves it; None once resolved."""
     if obj.checksum is None:
         try:
-            obj = replace(obj, checksum=_sha256(landing, obj.key))
+            obj = replace(obj, checksum=sha256(landing, obj.key))
         except OSError as exc:
             failure = f"{failure}; unreadable: {type(exc).__name__}: {exc}"
     previous = ledger.failure_of(source_name, obj)
@@ -849,7 +849,7 @@ def _load_file(conn, ledger: Ledger, source: Source, pending: _Pending, landing)
         if obj.checksum is None and hash_content:
             # As for a file listed with its checksum: the failed version is identified.
             with contextlib.suppress(OSError):
-                obj = replace(obj, checksum=_sha256(landing, obj.key))
+                obj = replace(obj, checksum=sha256(landing, obj.key))
         return ledger.record_failure(source.name, obj, file_date, f"{obj.key}: {reason}")
 
 
@@ -992,15 +992,6 @@ def _copy_jsonl_batch(
         raise _BrokeCopy(None if getattr(exc, "staged", 0) else current) from exc
     except psycopg.Error as exc:
         raise _BrokeCopy(None) from exc
-
-
-def _sha256(landing: Landing, key: str) -> str:
-    """The sha256 of a landing file's bytes as stored (compressed, for a .gz file)."""
-    digest = hashlib.sha256()
-    with landing.open(key) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _HashingReader(io.RawIOBase):

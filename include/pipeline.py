@@ -197,10 +197,13 @@ def publish_segments(day_end: datetime) -> dict[str, int]:
 
 
 def retention(day_end: datetime, run_id: str | None = None) -> str:
-    """The night's retention purge (include/retention.py): what it deleted or emptied."""
-    from include.retention import purge
+    """The night's retention purge (include/retention.py), tables and files: what it
+    deleted or emptied."""
+    from include.retention import purge_night
 
-    steps = purge(settings().url_as(roles.TRANSFORMER), business_date_of(day_end), run_id=run_id)
+    steps = purge_night(
+        settings().url_as(roles.TRANSFORMER), business_date_of(day_end), run_id=run_id
+    )
     acted = [s.sentence() for s in steps if s.rows]
     for line in acted:
         log.info("retention: %s", line)

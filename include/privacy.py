@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -48,6 +48,19 @@ class Retention:
     action: str
     #: a versioned table's key: only versions a newer one of the same key replaced expire
     versions_of: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Files kept outside the warehouse and how long (include/retention.py purge_files)."""
+
+    name: str
+    where: str  # a folder of CRM_HOME, or LANDING (the landing zone)
+    days: int
+    holds: str
+
+
+LANDING = "landing"
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class Policy:
     erasure: Erasure
     #: schemas whose text columns must hold no value matching a content pattern
     content_schemas: tuple[str, ...] = ()
+    #: the files kept outside the warehouse, by name (``files`` of the policy)
+    files: dict[str, FileSet] = field(default_factory=dict)
 
     @property
     def name_regex(self) -> str:
@@ -224,7 +239,23 @@ def parse(document: dict) -> Policy:
         _access(document, departments, datasets),
         _erasure(document.get("erasure") or {}, datasets),
         tuple(detection.get("content_checked_in") or ()),
+        _files(document.get("files") or {}),
     )
+
+
+def _files(raw: dict) -> dict[str, FileSet]:
+    out = {}
+    for name, spec in raw.items():
+        where = f"files.{name}"
+        spec = spec if isinstance(spec, dict) else {}
+        days = spec.get("days")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1 or not spec.get("holds"):
+            raise _fail(where, "needs {where, days (whole days, 1 or more), holds}")
+        folder = PurePosixPath(str(spec.get("where") or ""))
+        if not folder.parts or folder.is_absolute() or ".." in folder.parts:
+            raise _fail(where, "`where` must be a folder inside CRM_HOME, or 'landing'")
+        out[name] = FileSet(name, folder.as_posix(), days, spec["holds"])
+    return out
 
 
 def _erasure(raw: dict, datasets: dict[str, Dataset]) -> Erasure:

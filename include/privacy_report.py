@@ -3,7 +3,9 @@ the Privacy Commissioner (PDPO DPP1-DPP6).
 
 1. data map: every dataset of contract/privacy.yml, its purpose, who reads it,
    its retention and legal hold, its personal columns;
-2. retention: per dataset with a retention period, what the night's purge did;
+2. retention: per dataset with a retention period and per set of files kept
+   outside the warehouse (landing, logs, GX results, models), what the night's
+   purge did;
 3. purge and erasure log: every retention and erasure action of the night;
 4. requests: the data-subject requests of the last ``ANSWER_DAYS`` days, with
    when they arrived and what became of them (no identifiers: request ids and
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from include.privacy import Policy, policy
+from include.privacy import LANDING, Policy, policy
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222}
@@ -80,6 +82,11 @@ def data_map_rows(rules: Policy) -> list[tuple]:
                 ", ".join(personal),
             )
         )
+    for name, files in sorted(rules.files.items()):
+        where = "the landing zone" if files.where == LANDING else f"CRM_HOME/{files.where}"
+        rows.append(
+            (f"files:{name}", files.holds, "", f"delete after {files.days} days ({where})", "", "")
+        )
     return rows
 
 
@@ -97,7 +104,8 @@ def render(conn: psycopg.Connection, business_date: date, rules: Policy | None =
     ).fetchall()
     done = {row[0]: row[1:] for row in retention}
     retention_rows = [
-        (name, *(done[name][:3] if name in done else (False, None, None))) for name in tables(rules)
+        (name, *(done[name][:3] if name in done else (False, None, None)))
+        for name in [*tables(rules), *(f"files:{f}" for f in sorted(rules.files))]
     ]
     log = conn.execute(
         "select acted_at, 'retention' as kind, dataset, action, rows_affected,"
@@ -154,7 +162,7 @@ def render(conn: psycopg.Connection, business_date: date, rules: Policy | None =
         ),
         "<h2>2. Retention status</h2>",
         _table(
-            ["dataset", "purged tonight", "cutoff", "rows deleted or emptied"],
+            ["dataset", "purged tonight", "cutoff", "rows (files) deleted or emptied"],
             retention_rows,
             "No dataset has a retention period.",
         ),

@@ -726,6 +726,40 @@ def test_a_night_whose_retention_purge_did_not_run_stops_the_marts_gate(warehous
     assert gate("marts", warehouse, tmp_path / "gx", business_date=night).success
 
 
+def test_a_row_past_its_retention_after_the_purge_stops_the_marts_gate(warehouse, tmp_path):
+    night = date(2026, 11, 21)
+    purge(warehouse, night)
+    # a late load after the purge: a request of 2019 (deleted after 7 years) and a
+    # quarantined row of 100 days ago whose raw content is still there (emptied after 90)
+    execute(
+        warehouse,
+        "insert into raw.privacy_requests (request_id, received_at, request_type, email,"
+        " _load_id, _file, _line) values ('P0', '2019-01-02 10:00+08', 'erasure',"
+        " 'someone@example.com', 8, 'privacy/old.csv', 2);"
+        "insert into quarantine.rejected_rows (load_id, source, object, line_no, reason, raw_content,"
+        " quarantined_at) values (9, 'pos', 'pos/x.csv', 2, 'bad date', 'R9,TST01,...',"
+        " '2026-08-13 10:00+08')",
+    )
+    with pytest.raises(GateFailed) as failed:
+        gate("marts", warehouse, tmp_path / "gx", business_date=night)
+    assert [f for f in failed.value.result.critical_failures if "past it" in f] == [
+        "ops.retention_actions: unexpected_rows_expectation failed (observed 2): No row of a"
+        " table with a retention period in contract/privacy.yml holds personal data past it"
+        " at the end of the business date (ops.rows_past_retention; crm privacy purge"
+        " --dry-run lists them)"
+    ]
+    # the next purge deletes the request and empties the quarantined content
+    purge(warehouse, night)
+    assert gate("marts", warehouse, tmp_path / "gx", business_date=night).success
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute(
+            "select count(*) from raw.privacy_requests where request_id = 'P0'"
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "select raw_content from quarantine.rejected_rows where object = 'pos/x.csv'"
+        ).fetchone() == (None,)
+
+
 def test_an_erased_person_left_anywhere_stops_the_marts_gate(warehouse, tmp_path):
     from include.erasure import execute as erase
 
@@ -774,6 +808,9 @@ def test_the_evidence_report_shows_the_night_s_policy_purge_and_checks(warehouse
         assert f"<td>{name}</td>" in page
     for name in tables():
         assert f'<tr><td>{name}</td><td><span class="pass">passed</span>' in page
+    # the files kept outside the warehouse are mapped; not purged here, and it says so
+    for name in policy().files:
+        assert f'<tr><td>files:{name}</td><td><span class="fail">FAILED</span>' in page
     assert "<td>P7</td><td>erasure</td>" in page and "<td>2026-11-21</td>" in page
 
     # personal data in a mart: the gate stops, the night's evidence says which check

@@ -120,6 +120,23 @@ def test_object_replaced_after_listing_fails_instead_of_reading_new_bytes(bucket
         assert fh.read() == b"new!\n"
 
 
+def test_a_loaded_object_is_deleted_only_while_it_holds_what_was_loaded(bucket):
+    """The retention purge's landing delete (include/retention.py purge_files)."""
+    client, name = bucket
+    key = "pos/2026-07-01/TST01_1.csv"
+    client.put_object(Bucket=name, Key=f"landing/{key}", Body=b"loaded\n")
+    landing = landing_from_url(f"s3://{name}/landing")
+    [loaded] = landing.list("pos/")
+    client.put_object(Bucket=name, Key=f"landing/{key}", Body=b"re-sent, not loaded yet\n")
+
+    assert not landing.delete_if_loaded(key, loaded.checksum)
+    assert [o.key for o in landing.list("pos/")] == [key]
+    [resent] = landing.list("pos/")
+    assert landing.delete_if_loaded(key, resent.checksum)
+    assert list(landing.list("pos/")) == []
+    assert not landing.delete_if_loaded(key, resent.checksum)  # already gone: nothing to do
+
+
 def test_loader_loads_pos_file_from_s3_once_with_etag_in_ledger(bucket, fresh_db_url):
     client, name = bucket
     apply_schema(fresh_db_url)

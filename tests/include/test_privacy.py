@@ -88,8 +88,17 @@ def test_the_classified_datasets_exist_so_the_policy_does_not_rot():
             lambda d: d["datasets"]["raw.web_events"]["retention"].update(action="archive"),
             "retention action must be one of",
         ),
+        (lambda d: d["files"]["logs"].update(where="../etc"), "a folder inside CRM_HOME"),
+        (lambda d: d["files"]["models"].update(days="a year"), r"files\.models: needs"),
     ],
-    ids=["no-retention", "unknown-department", "unknown-masking", "unknown-action"],
+    ids=[
+        "no-retention",
+        "unknown-department",
+        "unknown-masking",
+        "unknown-action",
+        "files-outside-home",
+        "files-without-days",
+    ],
 )
 def test_a_malformed_policy_is_refused_with_the_dataset_named(change, message):
     document = yaml.safe_load(POLICY_PATH.read_text())

@@ -4,12 +4,16 @@ nothing, and every batch is audited (include/retention.py)."""
 
 from __future__ import annotations
 
-from datetime import date
+import os
+from datetime import date, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from include.retention import purge, tables
+from include.landing import LocalLanding, sha256
+from include.pipeline import end_of
+from include.retention import purge, purge_files, tables
 from include.warehouse import apply_schema
 
 AS_OF = date(2026, 11, 20)
@@ -180,3 +184,71 @@ def test_crm_privacy_purge_dry_run_says_what_it_would_do(warehouse, monkeypatch,
         "raw.web_events: empty anonymous_id, customer_id, ip, search_query, user_agent of 1" in out
     )
     assert state(warehouse)["requests"] == [("P-NEW",), ("P-OLD",)]
+
+
+def _aged(path: Path, text: str, days_old: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    stamp = (end_of(AS_OF) - timedelta(days=days_old)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_files_past_retention_go_landing_files_only_once_loaded_as_they_are(warehouse, tmp_path):
+    home, root = tmp_path / "home", tmp_path / "landing"
+    landing = LocalLanding(root)
+    files = {
+        "old_log": _aged(home / "logs" / "nightly" / "2026-08-01.log", "x", 100),
+        "new_log": _aged(home / "logs" / "nightly" / "2026-11-20.log", "x", 0),
+        "old_model": _aged(home / "models" / "churn" / "v1" / "2025-06-02.pkl", "m", 500),
+        "new_model": _aged(home / "models" / "churn" / "v1" / "2026-11-16.pkl", "m", 4),
+        "old_result": _aged(home / "gx" / "uncommitted" / "validations" / "a.json", "{}", 95),
+        "great_expectations_yml": _aged(home / "gx" / "great_expectations.yml", "", 300),
+        "loaded": _aged(root / "pos/2026-07-01/TST01_1.csv", "receipt,card\nR1,1000000001\n", 1),
+        "resent": _aged(root / "pos/2026-07-02/TST01_1.csv", "receipt\nR2 re-sent\n", 1),
+        "recent": _aged(root / "pos/2026-11-19/TST01_1.csv", "receipt\nR3\n", 1),
+        "failed": _aged(root / "pos/2026-07-03/TST01_1.csv", "receipt\nR4\n", 1),
+        "master": _aged(root / "stores/stores.csv", "store_code\nTST01\n", 1),
+    }
+    ledger = [
+        ("pos", "pos/2026-07-01/TST01_1.csv", sha256(landing, "pos/2026-07-01/TST01_1.csv"),
+         "2026-07-01", "loaded"),
+        ("pos", "pos/2026-07-02/TST01_1.csv", "sha256-of-what-was-loaded", "2026-07-02", "loaded"),
+        ("pos", "pos/2026-11-19/TST01_1.csv", sha256(landing, "pos/2026-11-19/TST01_1.csv"),
+         "2026-11-19", "loaded"),
+        ("pos", "pos/2026-07-03/TST01_1.csv", sha256(landing, "pos/2026-07-03/TST01_1.csv"),
+         "2026-07-03", "failed"),
+        ("stores", "stores/stores.csv", sha256(landing, "stores/stores.csv"), "2026-06-01",
+         "loaded"),
+    ]  # fmt: skip
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        for row in ledger:
+            conn.execute(
+                "insert into ops.load_ledger (source, object, checksum, business_date, status)"
+                " values (%s, %s, %s, %s, %s)",
+                row,
+            )
+
+    def purge_them(dry_run: bool = False) -> dict[str, int]:
+        steps = purge_files(warehouse, AS_OF, home=home, landing=landing, dry_run=dry_run)
+        return {s.dataset: s.rows for s in steps}
+
+    expected = {
+        "files:access_reports": 0,  # no such folder here
+        "files:gx_results": 1,
+        "files:landing": 1,
+        "files:logs": 1,
+        "files:models": 1,
+    }
+    assert purge_them(dry_run=True) == {**expected, "files:landing": 2}  # checked when deleting
+    assert all(path.exists() for path in files.values())
+    assert purge_them() == expected
+    gone = {name for name, path in files.items() if not path.exists()}
+    assert gone == {"old_log", "old_model", "old_result", "loaded"}
+    assert not (root / "pos/2026-07-01").exists()  # no empty folder left either
+    assert purge_them() == dict.fromkeys(expected, 0)  # idempotent
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute(
+            "select dataset, sum(rows_affected) from ops.retention_actions"
+            " where dataset like 'files:%%' and not dry_run group by 1 order by 1"
+        ).fetchall() == [(name, n) for name, n in sorted(expected.items())]
