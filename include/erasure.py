@@ -45,13 +45,29 @@ class Action:
         return f"{self.dataset}: {what} {self.rows:,} row(s) of erased people"
 
 
+QUARANTINE = "quarantine.rejected_rows"
+
+
 def condition_args(rules: Policy | None = None) -> tuple:
-    """The arguments of ``ops.erasure_conditions`` and ``ops.erased_findings``."""
+    """The arguments of ``ops.erasure_conditions`` and ``ops.erased_findings``.
+
+    The quarantine is matched like the raw tables its sources load: a rejected line
+    of a source whose raw table the policy matches by, say, loyalty card holds an
+    erased card number as a word, so its raw content is emptied."""
+    from include.contract import sources
+
     erasure = (rules or policy()).erasure
     raw = {
         name: {"match": match, "empty": list(empty)}
         for name, (match, empty) in sorted(erasure.raw.items())
     }
+    content = {
+        source: sorted(erasure.raw[f"raw.{spec.table}"][0])
+        for source, spec in sorted(sources().items())
+        if f"raw.{spec.table}" in erasure.raw
+    }
+    if content:
+        raw[QUARANTINE] = {"content": content, "empty": ["raw_content"]}
     return (
         json.dumps(raw, sort_keys=True),
         list(erasure.schemas),

@@ -33,7 +33,12 @@ insert into raw.shop_customers
     (customer_id, email, phone, full_name, district, marketing_opt_in, created_at, updated_at,
      _load_id)
 values (1001, 'Alice.Chan@Example.com', '+852 9123 4567', 'Alice Chan', 'Wan Chai', true,
-        '2026-01-05 10:00+08', '2026-11-20 09:00+08', 31)
+        '2026-01-05 10:00+08', '2026-11-20 09:00+08', 31);
+insert into quarantine.rejected_rows (load_id, source, object, line_no, field, reason, raw_content)
+values (30, 'loyalty', 'loyalty/2025-12-01.csv', 3, 'joined_on', 'not a date',
+        '1000000001,Alice Chan,98765432,alice.chan@example.com,Wan Chai,gold,01/12/2025'),
+       (32, 'pos', 'pos/2026-11-20/TST01_2.csv', 4, 'quantity', 'not a number',
+        'R9,TST01,2026-11-20 10:00:00,SALE,1,SKU1,two,5.00,0,cash,1000000009,S1')
 """
 
 
@@ -129,13 +134,25 @@ def test_a_re_sent_record_is_found_and_erased_again_and_a_rerun_does_nothing(nig
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(RESENT)
         found = dict(findings(conn))
-        assert found == {"raw.loyalty_members": 1, "raw.shop_customers": 1}
+        # her rejected line, held for an operator, names her card: its content goes
+        assert found == {
+            "quarantine.rejected_rows": 1,
+            "raw.loyalty_members": 1,
+            "raw.shop_customers": 1,
+        }
     added, actions = execute(url, NIGHT, run_id="night-erasure-again")
     assert added == 0
     assert sorted((a.dataset, a.rows) for a in actions) == [
+        ("quarantine.rejected_rows", 1),
         ("raw.loyalty_members", 1),
         ("raw.shop_customers", 1),
     ]
+    with psycopg.connect(url) as conn:
+        # the reason stays (the operator still sees why), someone else's line is untouched
+        assert conn.execute(
+            "select source, reason, raw_content is null from quarantine.rejected_rows"
+            " order by load_id"
+        ).fetchall() == [("loyalty", "not a date", True), ("pos", "not a number", False)]
     run_dbt(["build"], url, night["work"] / "third")
     with psycopg.connect(url) as conn:
         assert findings(conn) == []
