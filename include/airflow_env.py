@@ -78,7 +78,7 @@ def _metadata_url(cfg) -> str:
         )
     from include.warehouse import EmbeddedWarehouse
 
-    url = EmbeddedWarehouse(cfg.home).url("airflow")
+    url = EmbeddedWarehouse(cfg.home).airflow_url()
     return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 

@@ -129,6 +129,18 @@ class EmbeddedWarehouse:
             f"@127.0.0.1:{state['port']}/{database}"
         )
 
+    def airflow_url(self) -> str:
+        """Airflow's own login to its metadata database (``AIRFLOW_LOGIN``, owner of
+        ``airflow`` and of nothing else); the admin's URL until ``ensure_databases``
+        has created it."""
+        state = self.state()
+        if not state.get("airflow_password"):
+            return self.url("airflow")
+        return (
+            f"postgresql://{AIRFLOW_LOGIN}:{state['airflow_password']}"
+            f"@127.0.0.1:{state['port']}/airflow"
+        )
+
     # -- process control -----------------------------------------------------
     def _os_user(self) -> str | None:
         """The OS user to run the server as: none unless we are root."""
@@ -341,12 +353,55 @@ class EmbeddedWarehouse:
             password = self.state().get("pipeline_password") or secrets.token_urlsafe(18)
             for statement in roles.ensure_statements(roles.LOGIN, password):
                 conn.execute(statement)
-        self._save_state(pipeline_password=password)
+            airflow_password = self.state().get("airflow_password") or secrets.token_urlsafe(18)
+            for statement in _airflow_login_statements(airflow_password):
+                conn.execute(statement)
+        self._save_state(pipeline_password=password, airflow_password=airflow_password)
+        with psycopg.connect(self.url("airflow"), autocommit=True) as conn:
+            # what an earlier version migrated as the admin goes to Airflow's login
+            conn.execute(_AIRFLOW_OWNS_ITS_TABLES)
         with psycopg.connect(self.url("shop"), autocommit=True) as conn:
             for statement in roles.shop_statements():
                 conn.execute(statement)
         apply_schema(self.url("warehouse"))
 
+
+AIRFLOW_LOGIN = "crm_airflow"
+"""Airflow's login on the embedded server: owns the ``airflow`` database, nothing else
+(no superuser, no grant in the warehouse or the shop)."""
+
+
+def _airflow_login_statements(password: str) -> list[str]:
+    quoted = password.replace("'", "''")
+    return [
+        f"do $r$ begin if to_regrole('{AIRFLOW_LOGIN}') is null then"
+        f" create role {AIRFLOW_LOGIN} login; end if;"
+        " exception when duplicate_object or unique_violation then null; end $r$",
+        f"alter role {AIRFLOW_LOGIN} login nosuperuser nocreatedb nocreaterole noinherit"
+        f" password '{quoted}'",
+        f"alter database airflow owner to {AIRFLOW_LOGIN}",
+    ]
+
+
+_AIRFLOW_OWNS_ITS_TABLES = f"""
+do $own$ declare r record; begin
+    for r in
+        select ns.nspname, cls.relname, cls.relkind
+        from pg_class as cls join pg_namespace as ns on ns.oid = cls.relnamespace
+        where ns.nspname = 'public' and cls.relkind in ('r', 'p', 'v', 'm', 'S')
+          and cls.relowner <> '{AIRFLOW_LOGIN}'::regrole
+          -- a column's sequence follows its table
+          and not exists (
+              select 1 from pg_depend as dep
+              where dep.objid = cls.oid and dep.deptype in ('a', 'i') and cls.relkind = 'S'
+          )
+    loop
+        execute format('alter %s public.%I owner to {AIRFLOW_LOGIN}',
+            case r.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                when 'S' then 'sequence' else 'table' end, r.relname);
+    end loop;
+end $own$
+"""
 
 HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow", "privacy")
 """The data folder's sub-folders, made owner-only before anything writes to them."""

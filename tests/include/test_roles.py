@@ -145,3 +145,24 @@ def test_the_pipeline_sees_every_row_of_a_row_security_table(warehouse):
         roles.as_role(warehouse["admin"], access.role("store_operations"))
     ) as conn:
         assert conn.execute("select count(*) from marts.fct_sales").fetchone() == (0,)
+
+
+def test_airflow_owns_its_metadata_database_and_reads_nothing_of_the_warehouse(
+    warehouse, test_server
+):
+    from include.warehouse import AIRFLOW_LOGIN
+
+    with psycopg.connect(test_server.airflow_url()) as conn:
+        assert conn.execute(
+            "select current_user, rolsuper, rolcreaterole, rolcreatedb from pg_roles"
+            " where rolname = current_user"
+        ).fetchone() == (AIRFLOW_LOGIN, False, False, False)
+        assert conn.execute(
+            "select pg_get_userbyid(datdba) from pg_database where datname = 'airflow'"
+        ).fetchone() == (AIRFLOW_LOGIN,)
+        conn.execute("create table public.t_airflow_probe (n int)")  # what `db migrate` does
+        conn.rollback()
+    warehouse_db = urlsplit(warehouse["admin"]).path
+    as_airflow = urlsplit(test_server.airflow_url())._replace(path=warehouse_db).geturl()
+    for statement in (f"select * from {RAW}", f"select * from {LEDGER}", "create schema t_x"):
+        assert not _allowed(as_airflow, statement), statement
