@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export GX_ANALYTICS_ENABLED := False
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock demo test lint format warehouse-start warehouse-stop clean
+.PHONY: help setup lock demo test lint format browser warehouse-start warehouse-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -45,8 +45,21 @@ demo: setup ## start the warehouse, simulate 450 days, run the nightly DAG for 3
 # longest) on one, every other file on the other. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
 
-test: setup lint ## linters, then every test (starts its own PostgreSQL; runs Airflow for real)
+test: setup lint browser ## linters, then every test (starts its own PostgreSQL; runs Airflow for real)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# The nightly report is tested in a real browser: Debian's Chromium and its driver,
+# installed where missing when we may (root with apt-get); otherwise that test skips
+# and says why.
+browser: ## install Debian's chromium and chromium-driver if missing (as root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the report's browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+		|| echo "Could not install chromium: the browser test will be skipped"; \
+	else echo "No chromium and not root: the browser test will be skipped (apt-get install chromium chromium-driver)"; fi
 
 lint: setup ## ruff (with Airflow rules) and sqlfluff (dbt templater); fails on findings
 	$(BIN)/ruff check .

@@ -58,6 +58,11 @@ interval, midnight to midnight Asia/Hong_Kong).
    stages its rows; `ml.publish` checks them (coverage, ranges, no personal
    data) and publishes them to `reporting.*` in one transaction. A model
    whose history is too short is skipped, saying why.
+7. **Report** (`nightly_report`, after publication whatever it decided): the
+   night's page for people, `CRM_HOME/reports/<date>/index.html` (sales by
+   channel, segments and moves, churn and win-back, forecast against actual,
+   service, cross-sell, the gates' and privacy verdicts) and one page per
+   department with only what its role may read (`include/report.py`).
 
 ## Triage
 - `load_*` failed: the log names each failed file and why (missing column,
@@ -79,6 +84,9 @@ interval, midnight to midnight Asia/Hong_Kong).
 - `erasure` failed: its log names the table; what committed is in
   `ops.erasure_actions` (a table is all or nothing), the people in
   `pii.erased_identities`. Clearing the task goes on from there.
+- `nightly_report` failed: its log says which query or file; the data and
+  the publication are not affected. Fix and clear it (`crm report --date D`
+  writes the same page by hand).
 - `privacy_evidence` failed: the report could not be written (its log says why:
   a full disk, a missing table); the night's data is not affected. Clear it.
 - `dbt.build` failed: its log ends with every node that failed and dbt's
@@ -192,6 +200,13 @@ def crm_nightly():
 
         return pipeline.privacy_evidence(data_interval_end)
 
+    # After publication, whatever it decided: a failed night's page says so.
+    @task(trigger_rule="all_done")
+    def nightly_report(data_interval_end=None) -> str:
+        from include import pipeline
+
+        return pipeline.nightly_report(data_interval_end)
+
     @task
     def erasure(data_interval_end=None, run_id=None) -> str:
         from include import pipeline
@@ -250,9 +265,12 @@ def crm_nightly():
     with TaskGroup(group_id="ml") as ml:
         steps = [model_step.override(task_id=name)(name) for name in ML_MODELS]
         steps >> publish_models()
-    chain(loads, gate_raw, dbt, gate_marts, [publish_segments(), ml])
+    segments = publish_segments()
+    chain(loads, gate_raw, dbt, gate_marts, [segments, ml])
     loads >> source_freshness()
-    gate_marts >> privacy_evidence()
+    evidence = privacy_evidence()
+    gate_marts >> evidence
+    [segments, ml, evidence] >> nightly_report()
     # A failed build stops the marts gate at once, whatever the status tasks say.
     build >> gate_marts
     # Past its retention before dbt reads it: tonight's marts never hold it.

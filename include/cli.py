@@ -216,6 +216,50 @@ def _contract(args: argparse.Namespace) -> int:
     return 1 if stale or problems else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from include.pipeline import end_of, last_complete_business_date, nightly_report
+
+    as_of = args.date or last_complete_business_date()
+    line = nightly_report(end_of(as_of))
+    path = Path(line.split(": ", 1)[1])
+    print(f"Nightly report of {as_of}: {path} (department pages beside it)")
+    if args.open:
+        webbrowser.open(path.as_uri())
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    """dbt's docs site (every mart and column described, with lineage), generated
+    against the warehouse as the publisher and served on 127.0.0.1."""
+    import subprocess
+
+    from include import roles
+    from include.dbt_build import DBT_PROJECT, dbt_env
+
+    cfg = settings()
+    target = cfg.home / "dbt" / "docs"
+    env = {**os.environ, **dbt_env(cfg.url_as(roles.PUBLISHER))}
+    dbt = str(Path(sys.executable).parent / "dbt")
+    common = ["--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    common += ["--target-path", str(target)]
+    subprocess.run(
+        [dbt, "docs", "generate", *common, "--log-path", str(cfg.home / "logs" / "dbt")],
+        env=env,
+        check=True,
+    )
+    print(f"dbt docs: {target / 'index.html'}")
+    if args.no_serve:
+        return 0
+    print(f"Serving on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+    return subprocess.run(
+        [dbt, "docs", "serve", *common, "--host", "127.0.0.1", "--port", str(args.port),
+         "--no-browser"],
+        env=env,
+    ).returncode  # fmt: skip
+
+
 def _privacy(args: argparse.Namespace) -> int:
     from include.pipeline import last_complete_business_date
     from include.retention import purge_night
@@ -493,6 +537,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder to write it in (default: CRM_HOME/privacy/access)"
     )
     privacy_cmd.set_defaults(func=_privacy)
+
+    report = sub.add_parser(
+        "report",
+        help="write the nightly report of a business date (the nightly DAG's nightly_report)",
+    )
+    report.add_argument(
+        "--date", type=_date, help="business date (default: the latest complete day)"
+    )
+    report.add_argument("--open", action="store_true", help="open it in the web browser")
+    report.set_defaults(func=_report)
+    docs = sub.add_parser(
+        "docs", help="generate and serve dbt's docs: every mart and column, with lineage"
+    )
+    docs.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
+    docs.add_argument("--no-serve", action="store_true", help="only generate them")
+    docs.set_defaults(func=_docs)
 
     env = sub.add_parser("env", help="print the resolved settings (passwords hidden)")
     env.set_defaults(func=_env)

@@ -86,7 +86,7 @@ def _simulated_to(shop_url: str) -> date | None:
 
 
 def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> str:
-    from include.pipeline import evidence_folder
+    from include.pipeline import evidence_folder, reports_folder
 
     cfg = settings()
     lines = []
@@ -128,6 +128,11 @@ def report(warehouse_url: str, *, as_of: date, elapsed: float | None = None) -> 
     else:
         lines.append(f"Privacy evidence report: not written for {as_of} ({evidence} missing)")
     lines.append(f"GX Data Docs: {cfg.gx_dir}/uncommitted/data_docs/local_site/index.html")
+    page = reports_folder(cfg.home) / as_of.isoformat() / "index.html"
+    if page.exists():
+        lines.append(f"Nightly report: {page}  (open it: .venv/bin/crm report --open)")
+    else:
+        lines.append(f"Nightly report: not written for {as_of} ({page} missing)")
     lines.append(f"Warehouse: {redact(cfg.warehouse_url)}  (psql: .venv/bin/crm warehouse psql)")
     lines.append(
         "Airflow UI with these runs: .venv/bin/crm stack start (prints the address; "

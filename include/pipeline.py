@@ -190,6 +190,34 @@ def evidence_folder(home):
     return home / "privacy" / "evidence"
 
 
+def reports_folder(home):
+    """Where the nightly reports go: ``<date>/index.html`` and one page per department."""
+    return home / "reports"
+
+
+def nightly_report(day_end: datetime) -> str:
+    """The night's report for people (include/report.py); where it is."""
+    import os
+
+    from include.report import write
+
+    cfg = settings()
+    as_of = business_date_of(day_end)
+    folder = reports_folder(cfg.home)
+    page = folder / as_of.isoformat()
+    links = {
+        "GX Data Docs": cfg.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        "Privacy evidence report": evidence_folder(cfg.home) / f"{as_of.isoformat()}.html",
+    }
+    path = write(
+        cfg.url_as(roles.PUBLISHER),
+        as_of,
+        folder,
+        {label: os.path.relpath(target, page) for label, target in links.items()},
+    )
+    return f"nightly report: {path}"
+
+
 def publish_segments(day_end: datetime) -> dict[str, int]:
     from ml.segmentation import publish_segments as run
 

@@ -403,7 +403,7 @@ do $own$ declare r record; begin
 end $own$
 """
 
-HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow", "privacy")
+HOME_FOLDERS = ("pg", "landing", "logs", "dbt", "gx", "airflow", "privacy", "reports")
 """The data folder's sub-folders, made owner-only before anything writes to them."""
 
 

@@ -221,6 +221,10 @@ def test_two_nights_through_dags_test(world):
             s: 0 for s in checks if s != "privacy_requests"
         }
     assert privacy_lines(world["url"], LAST)[0].endswith(": passed")
+    # the night's report for people, written by the DAG after publication
+    page = (world["home"] / "reports" / LAST.isoformat() / "index.html").read_text()
+    assert "Privacy verdict: <b data-kpi='privacy' class='pass'>passed</b>" in page
+    assert "<section id='sales'>" in page and "<section id='service'>" in page
 
 
 def table_checksums(url: str) -> dict[str, str]:
