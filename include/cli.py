@@ -219,11 +219,10 @@ def _contract(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import webbrowser
 
-    from include.pipeline import end_of, last_complete_business_date, nightly_report
+    from include.pipeline import last_complete_business_date, write_nightly_report
 
     as_of = args.date or last_complete_business_date()
-    line = nightly_report(end_of(as_of))
-    path = Path(line.split(": ", 1)[1])
+    path = write_nightly_report(as_of)
     print(f"Nightly report of {as_of}: {path} (department pages beside it)")
     if args.open:
         webbrowser.open(path.as_uri())

@@ -195,27 +195,30 @@ def reports_folder(home):
     return home / "reports"
 
 
-def nightly_report(day_end: datetime) -> str:
-    """The night's report for people (include/report.py); where it is."""
+def write_nightly_report(as_of: date):
+    """Write the report of ``as_of`` (include/report.py); the full page's path."""
     import os
 
     from include.report import write
 
     cfg = settings()
-    as_of = business_date_of(day_end)
     folder = reports_folder(cfg.home)
     page = folder / as_of.isoformat()
     links = {
         "GX Data Docs": cfg.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html",
         "Privacy evidence report": evidence_folder(cfg.home) / f"{as_of.isoformat()}.html",
     }
-    path = write(
+    return write(
         cfg.url_as(roles.PUBLISHER),
         as_of,
         folder,
         {label: os.path.relpath(target, page) for label, target in links.items()},
     )
-    return f"nightly report: {path}"
+
+
+def nightly_report(day_end: datetime) -> str:
+    """The night's report for people; where it is."""
+    return f"nightly report: {write_nightly_report(business_date_of(day_end))}"
 
 
 def publish_segments(day_end: datetime) -> dict[str, int]:

@@ -176,3 +176,18 @@ def test_the_report_draws_every_chart_in_a_browser_with_the_marts_numbers(report
     shot = ARTEFACTS / f"report-{NIGHT}.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
     shutil.copy(reports["index"], ARTEFACTS / f"report-{NIGHT}.html")
+
+
+def test_crm_report_writes_the_page_as_the_publisher(reports, tmp_path, monkeypatch, capsys):
+    from include import cli
+
+    apply_schema(reports["url"])  # as `crm warehouse start` does: dbt's tables to the pipeline
+    monkeypatch.setenv("CRM_HOME", str(tmp_path))
+    monkeypatch.setenv("WAREHOUSE_URL", reports["url"])
+    monkeypatch.setenv("SHOP_DB_URL", reports["url"])
+    assert cli.main(["report", "--date", NIGHT.isoformat()]) == 0
+    page = tmp_path / "reports" / NIGHT.isoformat() / "index.html"
+    assert f"Nightly report of {NIGHT}: {page}" in capsys.readouterr().out
+    # the same sections and numbers as the page written by the test's admin
+    assert _sections(page.read_text()) == _sections(reports["index"].read_text())
+    assert stat.S_IMODE((tmp_path / "reports").stat().st_mode) == 0o700
