@@ -117,6 +117,29 @@ def test_stages_run_in_order_and_gates_guard_publication(dagbag):
     assert "gate_marts" in build.downstream_task_ids
 
 
+# Trigger rules under which a task does not run (upstream_failed) when a parent failed.
+PROPAGATES_FAILURE = {"all_success", "none_failed", "none_failed_min_one_success"}
+
+
+@pytest.mark.parametrize("gate", ["gate_raw", "gate_marts", "dbt.build"])
+def test_a_failed_gate_or_build_fails_the_run(dagbag, gate):
+    """A run is failed only when a leaf task fails or is upstream_failed: from each gate
+    some path to a leaf must carry the failure (a report that runs `all_done` as the
+    only leaf would turn a failed night green)."""
+    dag = dagbag.dags["crm_nightly"]
+
+    def carries(task) -> bool:
+        if not task.downstream_list:
+            return True
+        return any(
+            getattr(child.trigger_rule, "value", child.trigger_rule) in PROPAGATES_FAILURE
+            and carries(child)
+            for child in task.downstream_list
+        )
+
+    assert carries(dag.get_task(gate))
+
+
 def test_every_landing_source_has_its_load_task(dagbag):
     """The DAG names the sources without importing the loaders; this keeps the two in step."""
     from include.loaders import SOURCES
