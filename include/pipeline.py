@@ -143,21 +143,14 @@ def quality_gate(gate: str, day_end: datetime, run_id: str | None = None) -> str
 def dbt_build(day_end: datetime, run_id: str) -> str:
     from include.dbt_build import build
 
-    return build(
-        business_date_of(day_end),
-        dag_run_id=run_id,
-    ).summary()
+    return build(business_date_of(day_end), dag_run_id=run_id).summary()
 
 
 def source_freshness(day_end: datetime, run_id: str | None = None) -> str:
     """dbt source freshness of the declared sources (warnings only, see include.dbt_build)."""
     from include.dbt_build import source_freshness as run
 
-    results = run(
-        business_date_of(day_end),
-        sources=list(declared_sources()),
-        dag_run_id=run_id,
-    )
+    results = run(business_date_of(day_end), sources=list(declared_sources()), dag_run_id=run_id)
     for stale in (f for f in results if not f.fresh):
         log.warning("source freshness: %s", stale.sentence())
     fresh = sum(f.fresh for f in results)

@@ -78,9 +78,9 @@ class Dataset:
     #: a direct-marketing contact list: consented, not opted-out customers only
     marketing_list: bool = False
 
-    def readers(self, column: str) -> tuple[str, ...]:
-        """The departments that may read ``column`` of this dataset."""
-        spec = self.columns.get(column)
+    def readers(self, column: str | None = None) -> tuple[str, ...]:
+        """The departments that may read ``column`` of this dataset (the dataset: None)."""
+        spec = self.columns.get(column) if column else None
         return spec.departments if spec else self.departments
 
 
@@ -140,9 +140,10 @@ class Policy:
         known = self.classified()
         return sorted({(rel, col) for rel, col in columns if self.looks_personal(col)} - known)
 
-    def readers(self, relation: str, column: str) -> tuple[str, ...]:
-        """The departments that may read ``column`` of ``schema.relation``: its dataset's
-        (narrowed by the column's), else its schema's; none in an undeclared schema."""
+    def readers(self, relation: str, column: str | None = None) -> tuple[str, ...]:
+        """The departments that may read ``column`` of ``schema.relation`` (the relation:
+        None): its dataset's (narrowed by the column's), else its schema's; none in an
+        undeclared schema."""
         dataset = self.datasets.get(relation)
         if dataset is not None:
             return dataset.readers(column)

@@ -133,6 +133,18 @@ def _table(headers: list[str], rows: list[tuple], key: str) -> str:
     return f'<table data-table="{key}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _daily_revenue(conn: psycopg.Connection, start: date, as_of: date) -> list[tuple]:
+    """(day, online, store) net revenue of each day from ``start`` to ``as_of``."""
+    return [
+        (day, float(online or 0), float(store or 0))
+        for day, online, store in conn.execute(
+            "select business_date, online_revenue, store_revenue from marts.rpt_daily_kpis"
+            " where business_date between %s and %s order by 1",
+            (start, as_of),
+        ).fetchall()
+    ]
+
+
 def _window(as_of: date) -> tuple[date, date, date]:
     """(start of this period, start of the previous one, as_of): 28 days each."""
     start = as_of - timedelta(days=PERIOD_DAYS - 1)
@@ -159,15 +171,11 @@ def _sales(conn: psycopg.Connection, as_of: date, page: _Page) -> str:
     ).fetchall()
     now = next((t[1:] for t in totals if t[0]), (None,) * 6)
     before = next((t[1:] for t in totals if not t[0]), (None,) * 6)
-    days = conn.execute(
-        "select business_date, online_revenue, store_revenue, total_orders"
-        " from marts.rpt_daily_kpis where business_date between %s and %s order by 1",
-        (start, as_of),
-    ).fetchall()
+    days = _daily_revenue(conn, start, as_of)
     figure = go.Figure(
         [
-            go.Bar(name="online", x=[d[0] for d in days], y=[float(d[1] or 0) for d in days]),
-            go.Bar(name="store", x=[d[0] for d in days], y=[float(d[2] or 0) for d in days]),
+            go.Bar(name="online", x=[d[0] for d in days], y=[d[1] for d in days]),
+            go.Bar(name="store", x=[d[0] for d in days], y=[d[2] for d in days]),
         ]
     )
     figure.update_layout(
@@ -265,12 +273,8 @@ def _forecasts(conn: psycopg.Connection, as_of: date, page: _Page) -> str:
 
     start, _, _ = _window(as_of)
     actual = {
-        (channel, day): float(value or 0)
-        for day, online, store in conn.execute(
-            "select business_date, online_revenue, store_revenue from marts.rpt_daily_kpis"
-            " where business_date between %s and %s",
-            (start, as_of),
-        ).fetchall()
+        (channel, day): value
+        for day, online, store in _daily_revenue(conn, start, as_of)
         for channel, value in (("online", online), ("store", store))
     }
     # the forecast made the night before each day (horizon 1): how right it was
@@ -470,7 +474,7 @@ def sections_for(department: str | None, rules: Policy | None = None) -> list[Se
     if department is None:
         return list(SECTIONS)
     rules = rules or policy()
-    return [s for s in SECTIONS if all(department in rules.readers(name, "") for name in s.reads)]
+    return [s for s in SECTIONS if all(department in rules.readers(name) for name in s.reads)]
 
 
 def render(
